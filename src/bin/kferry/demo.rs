@@ -1,0 +1,265 @@
+//! `kferry demo`: two local brokers, a generated workload, replication, and verification.
+//!
+//! The workload is written by a real Kafka client (confluent-kafka, i.e. librdkafka, through
+//! `tests/client/kclient.py`), one topic per codec, with keys, null keys, headers and explicit
+//! timestamps. kferry replicates it in-process, then the same independent client reads both
+//! clusters (with `check.crcs=true`) and compares them record by record.
+//! `scripts/install-test-deps.sh` installs the broker (tansu) and the client.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kferry::{ClusterConfig, Replicator, RouteConfig};
+
+use crate::run::totals;
+use crate::CliError;
+
+const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
+
+/// Options of `kferry demo`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Records to generate, split evenly over the five codecs.
+    #[arg(long, default_value_t = 200_000)]
+    pub records: u64,
+    /// Partitions per topic.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: u32,
+    /// The tansu broker binary (default: $KFERRY_TANSU, .tools/bin/tansu, then PATH).
+    #[arg(long)]
+    pub tansu: Option<PathBuf>,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        DemoArgs {
+            records: 200_000,
+            partitions: 4,
+            tansu: None,
+        }
+    }
+}
+
+/// A broker process that is killed when dropped.
+struct LocalBroker {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for LocalBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn repo_root() -> PathBuf {
+    let here = std::env::current_dir().unwrap_or_default();
+    if here.join("tests/client/kclient.py").exists() {
+        return here;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn find_tansu(args: &DemoArgs, root: &Path) -> Result<PathBuf, CliError> {
+    let candidates = [
+        args.tansu.clone(),
+        std::env::var_os("KFERRY_TANSU").map(PathBuf::from),
+        Some(root.join(".tools/bin/tansu")),
+    ];
+    if let Some(found) = candidates.into_iter().flatten().find(|p| p.exists()) {
+        return Ok(found);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).find(|p| p.exists()))
+        .unwrap_or_default();
+    on_path.ok_or_else(|| CliError::failed("the demo needs the tansu broker: run scripts/install-test-deps.sh first"))
+}
+
+fn python(root: &Path) -> PathBuf {
+    let venv = root.join(".tools/venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+fn start_broker(tansu: &Path, name: &str) -> Result<LocalBroker, CliError> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(CliError::failed)?
+        .port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .env("CLUSTER_ID", name)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| CliError::failed(format!("cannot start {}: {e}", tansu.display())))?;
+    let broker = LocalBroker {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&broker.addr).is_err() {
+        if Instant::now() > deadline {
+            return Err(CliError::failed(format!(
+                "broker '{name}' did not listen on {} within 10 s",
+                broker.addr
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(broker)
+}
+
+fn kclient(root: &Path, args: &[&str]) -> Result<String, CliError> {
+    let out = Command::new(python(root))
+        .arg(root.join("tests/client/kclient.py"))
+        .args(args)
+        .output()
+        .map_err(|e| CliError::failed(format!("cannot run the demo client: {e}")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(CliError::failed(format!(
+            "demo client {} failed: {}",
+            args[0],
+            err.trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs the demo end to end and prints what happened.
+pub async fn demo(args: DemoArgs) -> Result<(), CliError> {
+    let root = repo_root();
+    let tansu = find_tansu(&args, &root)?;
+    let source = start_broker(&tansu, "demo-source")?;
+    let target = start_broker(&tansu, "demo-target")?;
+    println!(
+        "source broker {} and target broker {} started (tansu)",
+        source.addr, target.addr
+    );
+    let per_codec = (args.records / CODECS.len() as u64).max(1);
+    let parts = args.partitions.to_string();
+    for codec in CODECS {
+        let topic = format!("demo.{codec}");
+        kclient(
+            &root,
+            &[
+                "create-topic",
+                "--bootstrap",
+                &source.addr,
+                "--topic",
+                &topic,
+                "--partitions",
+                &parts,
+            ],
+        )?;
+        kclient(
+            &root,
+            &[
+                "produce",
+                "--bootstrap",
+                &source.addr,
+                "--topic",
+                &topic,
+                "--partitions",
+                &parts,
+                "--count",
+                &per_codec.to_string(),
+                "--codec",
+                codec,
+                "--idempotent",
+            ],
+        )?;
+        println!("produced {per_codec} records to {topic} ({codec})");
+    }
+    let replicator = Replicator::builder()
+        .cluster(ClusterConfig::new("source", vec![source.addr.clone()]))
+        .cluster(ClusterConfig::new("target", vec![target.addr.clone()]))
+        .route(RouteConfig::new("demo", "source", "target").include(&["demo\\..*"]))
+        .build()
+        .map_err(CliError::failed)?;
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let running = replicator.start().await.map_err(CliError::failed)?;
+    while !running.caught_up() {
+        if let Some(e) = running.errors().first() {
+            return Err(CliError::failed(e));
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            return Err(CliError::failed("replication did not catch up within 300 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
+    let (records, bytes) = totals(&running);
+    running.shutdown().await.map_err(CliError::failed)?;
+    println!(
+        "replicated {records} records, {:.1} MB in {elapsed:.2} s: {:.0} records/s, {:.1} MB/s (wall time, includes start-up); {cpu:.2} CPU-s",
+        bytes as f64 / 1e6,
+        records as f64 / elapsed,
+        bytes as f64 / 1e6 / elapsed
+    );
+    verify(&root, &source.addr, &target.addr, &parts)
+}
+
+fn verify(root: &Path, source: &str, target: &str, parts: &str) -> Result<(), CliError> {
+    let mut totals = [0u64; 5];
+    for codec in CODECS {
+        let topic = format!("demo.{codec}");
+        let out = kclient(
+            root,
+            &[
+                "verify",
+                "--source",
+                source,
+                "--target",
+                target,
+                "--topic",
+                &topic,
+                "--partitions",
+                parts,
+            ],
+        )?;
+        let v: serde_json::Value = serde_json::from_str(out.trim()).map_err(CliError::failed)?;
+        for (i, key) in ["records", "lost", "duplicated", "reordered", "mismatched"]
+            .iter()
+            .enumerate()
+        {
+            totals[i] += v[key].as_u64().unwrap_or(0);
+        }
+    }
+    let [n, lost, dup, reordered, mismatched] = totals;
+    println!("verified {n} records: {lost} lost, {dup} duplicated, {reordered} reordered, {mismatched} mismatched");
+    match lost + dup + reordered + mismatched {
+        0 => Ok(()),
+        _ => Err(CliError::failed(
+            "verification found differences between source and target",
+        )),
+    }
+}
+
+/// User + system CPU time of this process, from /proc (Linux).
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_comm = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields after the command name: state is index 0, utime 11, stime 12 (clock ticks, 100/s).
+    (ticks(11) + ticks(12)) / 100.0
+}

@@ -1,0 +1,105 @@
+//! `kferry run` and `kferry check-config`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kferry::config::Config;
+use kferry::replicate::TopicFilter;
+use kferry::wire::Cluster;
+use kferry::{Replicator, Running};
+
+use crate::CliError;
+
+/// Replicates until SIGTERM or SIGINT, then drains and commits.
+pub async fn run(path: &Path) -> Result<(), CliError> {
+    let config = Config::load(path).map_err(CliError::usage)?;
+    let replicator = Replicator::from_config(&config).map_err(CliError::usage)?;
+    let running = replicator.start().await.map_err(CliError::failed)?;
+    let started = Instant::now();
+    wait_for_signal(&running).await;
+    tracing::info!("stopping: draining in-flight batches and committing progress");
+    let (records, bytes) = totals(&running);
+    running.shutdown().await.map_err(CliError::failed)?;
+    let secs = started.elapsed().as_secs_f64().max(1e-3);
+    tracing::info!(
+        records,
+        bytes,
+        "stopped after {secs:.1} s ({:.0} records/s)",
+        records as f64 / secs
+    );
+    Ok(())
+}
+
+/// Records and bytes forwarded by every route so far.
+pub fn totals(running: &Running) -> (u64, u64) {
+    running
+        .status()
+        .iter()
+        .fold((0, 0), |(r, b), (_, s)| (r + s.records_out, b + s.bytes_out))
+}
+
+async fn wait_for_signal(running: &Running) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut report = tokio::time::interval(Duration::from_secs(10));
+    report.tick().await;
+    let mut last = totals(running);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => return,
+            _ = report.tick() => {
+                let now = totals(running);
+                let lag: i64 = running.status().iter().map(|(_, s)| (s.high_watermark - s.acked.source_next).max(0)).sum();
+                tracing::info!(records = now.0, bytes = now.1, lag, "progress: {:.0} records/s", (now.0 - last.0) as f64 / 10.0);
+                last = now;
+            }
+        }
+    }
+}
+
+/// Validates a config and prints each route's plan.
+pub async fn check_config(path: &Path, offline: bool) -> Result<(), CliError> {
+    let config = Config::load(path).map_err(CliError::usage)?;
+    println!(
+        "{}: OK ({} clusters, {} routes)",
+        path.display(),
+        config.clusters.len(),
+        config.routes.len()
+    );
+    let clusters = config.cluster_configs();
+    for route in config.route_configs() {
+        println!(
+            "route '{}': {} -> {} (progress in group '{}' on '{}')",
+            route.name, route.source, route.target, route.group_id, route.source
+        );
+        if offline {
+            continue;
+        }
+        let source_cfg = clusters
+            .iter()
+            .find(|c| c.name == route.source)
+            .cloned()
+            .ok_or_else(|| CliError::usage("unknown source"))?;
+        let source = Cluster::new(source_cfg);
+        let meta = source
+            .refresh_metadata(None)
+            .await
+            .map_err(|e| CliError::failed(format!("route '{}': {e}", route.name)))?;
+        let filter = TopicFilter::new(&route.include, &route.exclude).map_err(CliError::usage)?;
+        if let Some(missing) = filter.literal_topics().find(|t| !meta.topics.contains_key(*t)) {
+            return Err(CliError::failed(format!(
+                "route '{}': topic '{missing}' does not exist on source cluster '{}'",
+                route.name, route.source
+            )));
+        }
+        let topics = filter.select(meta.topics.values().filter(|t| !t.internal).map(|t| &t.name));
+        if topics.is_empty() {
+            println!("  (no topic on '{}' matches {:?})", route.source, route.include);
+        }
+        for t in topics {
+            let parts = meta.topics[&t].partitions.len();
+            println!("  {t} ({parts} partitions) -> {}:{t}", route.target);
+        }
+    }
+    Ok(())
+}

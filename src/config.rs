@@ -1,0 +1,310 @@
+//! The daemon's TOML config: `[clusters.<name>]` and `[[routes]]`.
+//!
+//! Keys use Kafka's own config names (`bootstrap.servers`, `client.id`, ...), quoted in TOML
+//! because they contain dots. Unknown keys are errors. [`Config::load`] parses and then
+//! [`Config::validate`]s, and every error names the file and the key.
+//!
+//! ```toml
+//! [clusters.onprem]
+//! "bootstrap.servers" = "kafka-1:9092,kafka-2:9092"
+//!
+//! [clusters.cloud]
+//! "bootstrap.servers" = "b-1.example:9092"
+//!
+//! [[routes]]
+//! name = "migrate"
+//! source = "onprem"
+//! target = "cloud"
+//! topics = ["orders.*", "payments"]
+//! "topics.exclude" = [".*\\.tmp"]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::replicate::{RouteConfig, StartPosition, TopicFilter};
+use crate::wire::ClusterConfig;
+
+/// A config error, naming the file and the key.
+#[derive(Debug, thiserror::Error)]
+#[error("config file {}: {key}: {message}", file.display())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub message: String,
+}
+
+/// One `[clusters.<name>]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    #[serde(rename = "bootstrap.servers")]
+    pub bootstrap_servers: String,
+    #[serde(rename = "client.id", default = "default_client_id")]
+    pub client_id: String,
+    #[serde(rename = "request.timeout.ms", default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(
+        rename = "socket.connection.setup.timeout.ms",
+        default = "default_connect_timeout_ms"
+    )]
+    pub connect_timeout_ms: u64,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// Route name; defaults to `<source>-to-<target>`.
+    pub name: Option<String>,
+    pub source: String,
+    pub target: String,
+    /// Include patterns (whole-name regexes).
+    pub topics: Vec<String>,
+    #[serde(rename = "topics.exclude", default)]
+    pub topics_exclude: Vec<String>,
+    /// Consumer group on the source that holds the route's progress.
+    #[serde(rename = "group.id")]
+    pub group_id: Option<String>,
+    /// Where a partition with no stored progress starts: "earliest" or "latest".
+    #[serde(rename = "auto.offset.reset", default = "default_reset")]
+    pub auto_offset_reset: String,
+    #[serde(rename = "commit.interval.ms", default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    #[serde(rename = "max.partition.fetch.bytes", default = "default_partition_fetch_bytes")]
+    pub max_partition_fetch_bytes: u32,
+    #[serde(rename = "fetch.max.bytes", default = "default_fetch_max_bytes")]
+    pub fetch_max_bytes: u32,
+    #[serde(rename = "fetch.max.wait.ms", default = "default_fetch_wait_ms")]
+    pub fetch_max_wait_ms: u32,
+    #[serde(rename = "buffer.memory", default = "default_buffer_memory")]
+    pub buffer_memory: u64,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterSection>,
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+}
+
+fn default_client_id() -> String {
+    "kferry".to_string()
+}
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+fn default_reset() -> String {
+    "earliest".to_string()
+}
+fn default_commit_interval_ms() -> u64 {
+    1_000
+}
+fn default_partition_fetch_bytes() -> u32 {
+    1024 * 1024
+}
+fn default_fetch_max_bytes() -> u32 {
+    16 * 1024 * 1024
+}
+fn default_fetch_wait_ms() -> u32 {
+    500
+}
+fn default_buffer_memory() -> u64 {
+    256 * 1024 * 1024
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err("(file)", e.to_string()))?;
+        let config: Config = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+            let at = line
+                .map(|l| format!("line {l}"))
+                .unwrap_or_else(|| "(file)".to_string());
+            err(&at, e.message().to_string())
+        })?;
+        config.validate().map_err(|(key, message)| err(&key, message))?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: references between sections, regexes, ranges.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        for (name, c) in &self.clusters {
+            let key = format!("clusters.{name}.bootstrap.servers");
+            let servers = split_servers(&c.bootstrap_servers);
+            if servers.is_empty() {
+                return Err((key, "must list at least one host:port".to_string()));
+            }
+            if let Some(bad) = servers.iter().find(|s| !is_host_port(s)) {
+                return Err((key, format!("'{bad}' is not host:port")));
+            }
+        }
+        if self.routes.is_empty() {
+            return Err((
+                "routes".to_string(),
+                "at least one [[routes]] entry is required".to_string(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            let key = |k: &str| format!("routes[{i}].{k}");
+            for (field, cluster) in [("source", &r.source), ("target", &r.target)] {
+                if !self.clusters.contains_key(cluster) {
+                    let known: Vec<&str> = self.clusters.keys().map(String::as_str).collect();
+                    return Err((
+                        key(field),
+                        format!("unknown cluster '{cluster}' (known: {})", known.join(", ")),
+                    ));
+                }
+            }
+            if r.topics.is_empty() {
+                return Err((key("topics"), "must list at least one topic pattern".to_string()));
+            }
+            TopicFilter::new(&r.topics, &r.topics_exclude).map_err(|e| (key("topics"), e.to_string()))?;
+            StartPosition::parse(&r.auto_offset_reset).ok_or_else(|| {
+                (
+                    key("auto.offset.reset"),
+                    "must be \"earliest\" or \"latest\"".to_string(),
+                )
+            })?;
+            if r.fetch_max_bytes as u64 > r.buffer_memory {
+                return Err((key("fetch.max.bytes"), "must not exceed buffer.memory".to_string()));
+            }
+            if !names.insert(self.route_name(r)) {
+                return Err((key("name"), format!("duplicate route name '{}'", self.route_name(r))));
+            }
+        }
+        Ok(())
+    }
+
+    /// The name of a route (its `name`, or `<source>-to-<target>`).
+    pub fn route_name(&self, r: &RouteSection) -> String {
+        r.name
+            .clone()
+            .unwrap_or_else(|| format!("{}-to-{}", r.source, r.target))
+    }
+
+    /// Library config for every cluster.
+    pub fn cluster_configs(&self) -> Vec<ClusterConfig> {
+        self.clusters
+            .iter()
+            .map(|(name, c)| {
+                let mut cfg = ClusterConfig::new(name.clone(), split_servers(&c.bootstrap_servers));
+                cfg.client_id = c.client_id.clone();
+                cfg.request_timeout = Duration::from_millis(c.request_timeout_ms);
+                cfg.connect_timeout = Duration::from_millis(c.connect_timeout_ms);
+                cfg
+            })
+            .collect()
+    }
+
+    /// Library config for every route (call after [`Config::validate`]).
+    pub fn route_configs(&self) -> Vec<RouteConfig> {
+        self.routes
+            .iter()
+            .map(|r| {
+                let name = self.route_name(r);
+                let mut rc = RouteConfig::new(name, r.source.clone(), r.target.clone());
+                rc.include = r.topics.clone();
+                rc.exclude = r.topics_exclude.clone();
+                if let Some(g) = &r.group_id {
+                    rc.group_id = g.clone();
+                }
+                rc.start = StartPosition::parse(&r.auto_offset_reset).unwrap_or(StartPosition::Earliest);
+                rc.commit_interval = Duration::from_millis(r.commit_interval_ms);
+                rc.max_partition_fetch_bytes = r.max_partition_fetch_bytes as i32;
+                rc.fetch_max_bytes = r.fetch_max_bytes as i32;
+                rc.fetch_max_wait_ms = r.fetch_max_wait_ms as i32;
+                rc.buffer_memory = r.buffer_memory;
+                rc
+            })
+            .collect()
+    }
+}
+
+fn split_servers(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn is_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("kferry-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.toml", text.len()));
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    const GOOD: &str = r#"
+[clusters.a]
+"bootstrap.servers" = "127.0.0.1:9092"
+[clusters.b]
+"bootstrap.servers" = "127.0.0.1:9093, 127.0.0.1:9094"
+[[routes]]
+source = "a"
+target = "b"
+topics = ["orders.*"]
+"#;
+
+    #[test]
+    fn good_config_loads_with_defaults() {
+        let c = load_str(GOOD).unwrap();
+        let routes = c.route_configs();
+        assert_eq!(routes[0].name, "a-to-b");
+        assert_eq!(routes[0].group_id, "kferry-a-to-b");
+        assert_eq!(c.cluster_configs()[1].bootstrap_servers.len(), 2);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = load_str(&GOOD.replace("topics = [", "topix = 1\ntopics = [")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("config file"), "{msg}");
+        assert!(msg.contains("topix"), "{msg}");
+        assert!(msg.contains("line"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_cluster_is_named() {
+        let e = load_str(&GOOD.replace("target = \"b\"", "target = \"c\"")).unwrap_err();
+        assert_eq!(e.key, "routes[0].target");
+        assert!(e.message.contains("unknown cluster 'c'"), "{}", e.message);
+    }
+
+    #[test]
+    fn bad_regex_and_servers_are_rejected() {
+        let e = load_str(&GOOD.replace("orders.*", "orders(")).unwrap_err();
+        assert_eq!(e.key, "routes[0].topics");
+        let e = load_str(&GOOD.replace("127.0.0.1:9092", "nohost")).unwrap_err();
+        assert_eq!(e.key, "clusters.a.bootstrap.servers");
+    }
+}

@@ -1,0 +1,25 @@
+//! kferry: a Kafka replicator that forwards record batches without decoding them.
+//!
+//! kferry fetches record batches from a source cluster and produces them to a target
+//! cluster with only the 61-byte batch header rewritten (base offset, producer id, epoch
+//! and sequence, two attribute bits) and the CRC patched. The compressed payload is never
+//! decompressed, decoded or copied in user space.
+//!
+//! Layers, from the bytes up:
+//! - [`batch`]: sans-I/O record-batch views, header rewrite and CRC patch;
+//! - [`wire`]: connections, clusters and the Kafka requests kferry speaks;
+//! - [`replicate`]: the engine (fetchers, sinks, progress, restart reconciliation);
+//! - [`Replicator`]: the embedding API; [`config`]: the daemon's TOML file.
+//!
+//! See `docs/DESIGN.md` for the data path and its invariants.
+#![deny(unsafe_code)]
+
+pub mod batch;
+pub mod config;
+pub mod replicate;
+pub mod replicator;
+pub mod wire;
+
+pub use replicate::{ForwardedBatch, PartitionStatus, RouteConfig, RouteError, StartPosition};
+pub use replicator::{Replicator, ReplicatorBuilder, Running};
+pub use wire::{ClusterConfig, WireError};

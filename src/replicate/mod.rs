@@ -1,0 +1,115 @@
+//! The replication engine: routes, per-partition pipelines, fetchers, sinks and progress.
+//!
+//! Data path for one route (see `docs/DESIGN.md`):
+//!
+//! 1. A [`fetcher`] per source broker fetches every partition that broker leads and that has
+//!    room downstream, and splits each partition's records into batches ([`crate::batch`]).
+//! 2. A [`sink`] per partition rewrites each batch header (producer id, sequence, base offset
+//!    0) and produces it to the same partition number on the target, at most five batches
+//!    in flight, handling responses strictly in order.
+//! 3. After the target acknowledges, the partition's acknowledged position moves; the
+//!    [`progress`] checkpointer commits it to the source cluster as a consumer group.
+//! 4. On start, [`reconcile`] matches the target's tail to the source so that batches the
+//!    target already holds are not written twice.
+
+pub mod fetcher;
+pub mod hook;
+pub mod partition;
+pub mod progress;
+pub mod reconcile;
+pub mod route;
+pub mod routing;
+pub mod sink;
+
+use std::time::Duration;
+
+pub use hook::{BatchObserver, ForwardedBatch};
+pub use partition::{Acked, PartitionShared};
+pub use route::{PartitionStatus, RouteError, RouteHandle};
+pub use routing::TopicFilter;
+
+/// Where a partition without stored progress starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    /// The log start offset (everything still on the source).
+    Earliest,
+    /// The log end offset (only what is written from now on).
+    Latest,
+}
+
+impl StartPosition {
+    /// Parses Kafka's `auto.offset.reset` values.
+    pub fn parse(s: &str) -> Option<StartPosition> {
+        match s {
+            "earliest" => Some(StartPosition::Earliest),
+            "latest" => Some(StartPosition::Latest),
+            _ => None,
+        }
+    }
+}
+
+/// One route: which topics go from which cluster to which, and how.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Name of the source cluster.
+    pub source: String,
+    /// Name of the target cluster.
+    pub target: String,
+    /// Include patterns (whole-name regexes).
+    pub include: Vec<String>,
+    /// Exclude patterns (whole-name regexes).
+    pub exclude: Vec<String>,
+    /// Consumer group on the source holding progress; default `kferry-<name>`.
+    pub group_id: String,
+    pub start: StartPosition,
+    /// How often acknowledged positions are committed.
+    pub commit_interval: Duration,
+    /// `max.partition.fetch.bytes`.
+    pub max_partition_fetch_bytes: i32,
+    /// `fetch.max.bytes`.
+    pub fetch_max_bytes: i32,
+    /// `fetch.max.wait.ms`.
+    pub fetch_max_wait_ms: i32,
+    /// Bytes of fetched data the route may hold before it stops fetching.
+    pub buffer_memory: u64,
+    /// Produce requests in flight per partition (Kafka allows at most 5 with idempotence).
+    pub max_in_flight: usize,
+    /// `retry.backoff.ms`.
+    pub retry_backoff: Duration,
+}
+
+impl RouteConfig {
+    /// A route with defaults: all topics, progress in group `kferry-<name>`, earliest start.
+    pub fn new(name: impl Into<String>, source: impl Into<String>, target: impl Into<String>) -> RouteConfig {
+        let name = name.into();
+        RouteConfig {
+            group_id: format!("kferry-{name}"),
+            name,
+            source: source.into(),
+            target: target.into(),
+            include: vec![".*".to_string()],
+            exclude: Vec::new(),
+            start: StartPosition::Earliest,
+            commit_interval: Duration::from_secs(1),
+            max_partition_fetch_bytes: 1024 * 1024,
+            fetch_max_bytes: 16 * 1024 * 1024,
+            fetch_max_wait_ms: 500,
+            buffer_memory: 256 * 1024 * 1024,
+            max_in_flight: 5,
+            retry_backoff: Duration::from_millis(100),
+        }
+    }
+
+    /// Replicates topics matching any of `patterns` (replaces the default `.*`).
+    pub fn include(mut self, patterns: &[&str]) -> RouteConfig {
+        self.include = patterns.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Skips topics matching any of `patterns`.
+    pub fn exclude(mut self, patterns: &[&str]) -> RouteConfig {
+        self.exclude = patterns.iter().map(|s| s.to_string()).collect();
+        self
+    }
+}

@@ -1,0 +1,159 @@
+//! Restart without duplicates: match the target's tail to the source.
+//!
+//! The committed position says where the source stood when progress was last committed,
+//! and (in its metadata) where the target stood. Anything the target holds past that target
+//! offset was written by kferry after the commit, and before it stopped or was killed. Since
+//! kferry forwards payloads untouched, each such target batch has exactly the payload of the
+//! next forwardable source batch; walking both logs side by side and comparing payload bytes
+//! tells how far the source is already replicated. Replication resumes after the last match.
+//!
+//! If a target batch does not match (someone else writes to the target partition, or the
+//! target was changed), kferry resumes after the last match and says so: records may then be
+//! duplicated, never lost.
+
+use std::collections::VecDeque;
+
+use crate::batch::{BlobIter, FetchedEntry, RecordBatch};
+use crate::wire::fetch::{fetch, FetchParams, PartitionFetch, READ_COMMITTED};
+use crate::wire::{error::check_code, Cluster, Purpose, WireError};
+
+use super::partition::Acked;
+
+/// Reads the forwardable batches of one partition from an offset on.
+struct BatchReader<'a> {
+    cluster: &'a Cluster,
+    topic: String,
+    partition: i32,
+    next: i64,
+    isolation_level: i8,
+    buffered: VecDeque<RecordBatch>,
+}
+
+impl<'a> BatchReader<'a> {
+    fn new(cluster: &'a Cluster, topic: &str, partition: i32, from: i64, isolation_level: i8) -> BatchReader<'a> {
+        BatchReader {
+            cluster,
+            topic: topic.to_string(),
+            partition,
+            next: from,
+            isolation_level,
+            buffered: VecDeque::new(),
+        }
+    }
+
+    /// The next data batch (control and empty batches skipped); `None` at the log end.
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>, WireError> {
+        loop {
+            if let Some(b) = self.buffered.pop_front() {
+                return Ok(Some(b));
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Fetches once; false when nothing new came back.
+    async fn fill(&mut self) -> Result<bool, WireError> {
+        let meta = self.cluster.metadata();
+        let unknown = || WireError::UnknownTopic {
+            cluster: self.cluster.name().to_string(),
+            topic: format!("{}-{}", self.topic, self.partition),
+        };
+        let leader = meta.leader(&self.topic, self.partition).ok_or_else(unknown)?;
+        let topic_id = meta.topics.get(&self.topic).map(|t| t.id).unwrap_or_default();
+        let conn = self.cluster.broker(leader, Purpose::Control).await?;
+        let params = FetchParams {
+            max_wait_ms: 0,
+            min_bytes: 1,
+            max_bytes: 8 << 20,
+            isolation_level: self.isolation_level,
+        };
+        let request = PartitionFetch {
+            topic: self.topic.clone(),
+            topic_id,
+            partition: self.partition,
+            fetch_offset: self.next,
+            partition_max_bytes: 4 << 20,
+        };
+        let Some(fetched) = fetch(&conn, params, &[request]).await?.into_iter().next() else {
+            return Ok(false);
+        };
+        check_code(self.cluster.name(), fetched.error_code, || {
+            format!("Fetch {}-{}", self.topic, self.partition)
+        })?;
+        let before = self.next;
+        for entry in BlobIter::new(fetched.records, self.next) {
+            let Ok(FetchedEntry::Batch(b)) = entry else { break };
+            self.next = b.next_offset();
+            if !b.attributes().is_control() && !b.is_empty_batch() {
+                self.buffered.push_back(b);
+            }
+        }
+        Ok(self.next > before)
+    }
+}
+
+/// The offsets of one partition that [`resume_position`] starts from.
+#[derive(Debug, Clone, Copy)]
+pub struct ResumeInput {
+    /// The committed position, if any.
+    pub committed: Option<Acked>,
+    /// Source offset to use when nothing was committed.
+    pub start: i64,
+    /// The target partition's log start and log end offsets.
+    pub target_earliest: i64,
+    pub target_end: i64,
+}
+
+/// Where to resume one partition, and how many target batches were already there.
+pub async fn resume_position(
+    source: &Cluster,
+    target: &Cluster,
+    source_topic: &str,
+    target_topic: &str,
+    partition: i32,
+    input: ResumeInput,
+) -> Result<(Acked, usize), WireError> {
+    let ResumeInput {
+        committed,
+        start,
+        target_earliest,
+        target_end,
+    } = input;
+    let target_from = committed.and_then(|c| c.target_next).unwrap_or(target_earliest);
+    let mut position = Acked {
+        source_next: committed.map_or(start, |c| c.source_next),
+        target_next: Some(target_from),
+    };
+    if target_end <= target_from {
+        return Ok((position, 0));
+    }
+    let mut src = BatchReader::new(source, source_topic, partition, position.source_next, READ_COMMITTED);
+    let mut tgt = BatchReader::new(target, target_topic, partition, target_from, 0);
+    let mut matched = 0;
+    while let Some(t) = tgt.next_batch().await? {
+        let s = src.next_batch().await?;
+        match s {
+            Some(s) if s.record_count() == t.record_count() && s.payload() == t.payload() => {
+                position = Acked {
+                    source_next: s.next_offset(),
+                    target_next: Some(t.next_offset()),
+                };
+                matched += 1;
+            }
+            _ => {
+                tracing::warn!(
+                    cluster = target.name(),
+                    "{target_topic}-{partition}: target offset {} holds a batch that does not match source \
+                     {source_topic}-{partition} at offset {}; resuming there (records may be duplicated)",
+                    t.base_offset(),
+                    position.source_next
+                );
+                position.target_next = Some(target_end);
+                break;
+            }
+        }
+    }
+    Ok((position, matched))
+}

@@ -1,0 +1,387 @@
+//! Starting, observing and stopping one route.
+//!
+//! [`start_route`] does the set-up a Kafka operator would do by hand: it lists the source
+//! topics the route selects, creates missing target topics (same partition count,
+//! `compression.type=producer` so the target never recompresses), gets an idempotent
+//! producer id, works out where every partition resumes, and then starts the fetchers,
+//! sinks and the progress checkpointer. [`RouteHandle::shutdown`] stops fetching, waits
+//! until every in-flight batch is acknowledged, and commits the final positions.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use super::fetcher::{run_fetchers, FetchContext, BUDGET_UNIT};
+use super::hook::BatchObserver;
+use super::partition::{Acked, PartitionShared};
+use super::progress::{self, commit_changed, run_checkpointer};
+use super::reconcile::{resume_position, ResumeInput};
+use super::sink::{run_sink, SinkContext};
+use super::{RouteConfig, StartPosition, TopicFilter};
+use crate::wire::fetch::{FetchParams, READ_COMMITTED};
+use crate::wire::{Cluster, NewTopic, WireError, EARLIEST, LATEST};
+
+/// Sink queue depth per partition, in fetched chunks.
+const QUEUE_CHUNKS: usize = 2;
+/// How long shutdown waits for in-flight batches to be acknowledged.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a route could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteError {
+    #[error("route '{route}': {source}")]
+    Wire {
+        route: String,
+        #[source]
+        source: WireError,
+    },
+    #[error("route '{route}': topic '{topic}' does not exist on source cluster '{cluster}'")]
+    MissingTopic {
+        route: String,
+        cluster: String,
+        topic: String,
+    },
+    #[error("route '{route}': target topic '{topic}' on cluster '{cluster}' has {target} partitions, fewer than the source's {source_count}")]
+    PartitionCount {
+        route: String,
+        cluster: String,
+        topic: String,
+        target: usize,
+        source_count: usize,
+    },
+    #[error("route '{route}': {message}")]
+    Invalid { route: String, message: String },
+}
+
+/// A snapshot of one partition, for status pages and tests.
+#[derive(Debug, Clone)]
+pub struct PartitionStatus {
+    pub source_topic: String,
+    pub target_topic: String,
+    pub partition: i32,
+    pub acked: Acked,
+    pub high_watermark: i64,
+    pub records_out: u64,
+    pub bytes_out: u64,
+    pub batches_out: u64,
+    pub produce_retries: u64,
+    pub producer_resets: u64,
+    pub error: Option<String>,
+}
+
+/// A running route.
+pub struct RouteHandle {
+    name: String,
+    group: String,
+    source: Arc<Cluster>,
+    partitions: Vec<Arc<PartitionShared>>,
+    stop: watch::Sender<bool>,
+    sinks: JoinSet<()>,
+    background: JoinSet<()>,
+    resumed_batches: usize,
+}
+
+impl RouteHandle {
+    /// The route's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Per-partition positions, counters and errors.
+    pub fn status(&self) -> Vec<PartitionStatus> {
+        self.partitions
+            .iter()
+            .map(|p| PartitionStatus {
+                source_topic: p.source_topic.clone(),
+                target_topic: p.target_topic.clone(),
+                partition: p.partition,
+                acked: p.acked(),
+                high_watermark: p.high_watermark(),
+                records_out: p.counters.records_out.load(Ordering::Relaxed),
+                bytes_out: p.counters.bytes_out.load(Ordering::Relaxed),
+                batches_out: p.counters.batches_out.load(Ordering::Relaxed),
+                produce_retries: p.counters.produce_retries.load(Ordering::Relaxed),
+                producer_resets: p.counters.producer_resets.load(Ordering::Relaxed),
+                error: p.error().map(|e| e.0),
+            })
+            .collect()
+    }
+
+    /// Batches found already on the target at start (and so not written again).
+    pub fn resumed_batches(&self) -> usize {
+        self.resumed_batches
+    }
+
+    /// Errors of stopped partitions.
+    pub fn errors(&self) -> Vec<String> {
+        self.partitions.iter().filter_map(|p| p.error().map(|e| e.0)).collect()
+    }
+
+    /// True when every partition has replicated up to the source high watermark seen last.
+    pub fn caught_up(&self) -> bool {
+        self.partitions.iter().all(|p| {
+            let hw = p.high_watermark();
+            hw >= 0 && p.acked().source_next >= hw
+        })
+    }
+
+    /// Stops fetching, drains in-flight batches, and commits the final positions.
+    pub async fn shutdown(mut self) -> Result<(), RouteError> {
+        let _ = self.stop.send(true);
+        let drained =
+            tokio::time::timeout(DRAIN_TIMEOUT, async { while self.sinks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(route = %self.name, "in-flight batches not acknowledged within {DRAIN_TIMEOUT:?}; they will be re-sent on restart");
+            self.sinks.abort_all();
+        }
+        self.background.abort_all();
+        let mut committed = HashMap::new();
+        let mut ok = false;
+        for _ in 0..5 {
+            ok = commit_changed(&self.source, &self.group, &self.partitions, &mut committed).await;
+            if ok {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        match ok {
+            true => Ok(()),
+            false => Err(RouteError::Invalid {
+                route: self.name.clone(),
+                message: "final progress commit failed; some batches may be re-sent on restart".to_string(),
+            }),
+        }
+    }
+}
+
+/// Sets up and starts a route.
+pub async fn start_route(
+    cfg: &RouteConfig,
+    source: Arc<Cluster>,
+    target: Arc<Cluster>,
+    observer: Option<BatchObserver>,
+) -> Result<RouteHandle, RouteError> {
+    let route = cfg.name.clone();
+    let wire = |source: WireError| RouteError::Wire {
+        route: route.clone(),
+        source,
+    };
+    let topics = select_topics(cfg, &source).await?;
+    ensure_target_topics(cfg, &source, &target, &topics).await?;
+    let producer = target.init_producer_id().await.map_err(wire)?;
+    let (stop, stop_rx) = watch::channel(false);
+    let wake = Arc::new(Notify::new());
+    let sink_ctx = Arc::new(SinkContext {
+        route: Arc::from(route.as_str()),
+        target: target.clone(),
+        max_in_flight: cfg.max_in_flight.clamp(1, 5),
+        retry_backoff: cfg.retry_backoff,
+        produce_timeout_ms: target.config().request_timeout.as_millis() as i32,
+        observer,
+        wake: wake.clone(),
+        producer,
+    });
+    let mut partitions = Vec::new();
+    let mut sinks = JoinSet::new();
+    let mut resumed_batches = 0;
+    for topic in &topics {
+        for (acked, matched, topic_id, partition) in resume_topic(cfg, &source, &target, topic).await? {
+            resumed_batches += matched;
+            let (part, rx) =
+                PartitionShared::new(topic.clone(), topic.clone(), partition, topic_id, acked, QUEUE_CHUNKS);
+            sinks.spawn(run_sink(sink_ctx.clone(), part.clone(), rx, stop_rx.clone()));
+            partitions.push(part);
+        }
+    }
+    tracing::info!(
+        route,
+        topics = topics.len(),
+        partitions = partitions.len(),
+        resumed_batches,
+        "route started"
+    );
+    let fetch_ctx = Arc::new(FetchContext {
+        route: Arc::from(route.as_str()),
+        source: source.clone(),
+        partitions: partitions.clone(),
+        params: FetchParams {
+            max_wait_ms: cfg.fetch_max_wait_ms,
+            min_bytes: 1,
+            max_bytes: cfg.fetch_max_bytes,
+            isolation_level: READ_COMMITTED,
+        },
+        partition_max_bytes: cfg.max_partition_fetch_bytes,
+        budget: Arc::new(Semaphore::new((cfg.buffer_memory as usize / BUDGET_UNIT).max(1))),
+        wake,
+        retry_backoff: cfg.retry_backoff,
+    });
+    let mut background = JoinSet::new();
+    background.spawn(run_fetchers(fetch_ctx, stop_rx.clone()));
+    background.spawn(run_checkpointer(
+        source.clone(),
+        cfg.group_id.clone(),
+        partitions.clone(),
+        cfg.commit_interval,
+        stop_rx,
+    ));
+    Ok(RouteHandle {
+        name: route,
+        group: cfg.group_id.clone(),
+        source,
+        partitions,
+        stop,
+        sinks,
+        background,
+        resumed_batches,
+    })
+}
+
+/// The source topics the route replicates; literal names in the include list must exist.
+async fn select_topics(cfg: &RouteConfig, source: &Cluster) -> Result<Vec<String>, RouteError> {
+    let route = cfg.name.clone();
+    let filter = TopicFilter::new(&cfg.include, &cfg.exclude).map_err(|e| RouteError::Invalid {
+        route: route.clone(),
+        message: format!("topic pattern: {e}"),
+    })?;
+    let meta = source.refresh_metadata(None).await.map_err(|source| RouteError::Wire {
+        route: route.clone(),
+        source,
+    })?;
+    if let Some(missing) = filter.literal_topics().find(|t| !meta.topics.contains_key(*t)) {
+        return Err(RouteError::MissingTopic {
+            route,
+            cluster: source.name().to_string(),
+            topic: missing.to_string(),
+        });
+    }
+    let topics: Vec<String> = filter
+        .select(meta.topics.values().filter(|t| !t.internal).map(|t| &t.name))
+        .into_iter()
+        .collect();
+    if topics.is_empty() {
+        tracing::warn!(
+            route,
+            cluster = source.name(),
+            "no source topic matches {:?}",
+            cfg.include
+        );
+    }
+    Ok(topics)
+}
+
+/// Creates missing target topics and waits until every target partition has a leader.
+async fn ensure_target_topics(
+    cfg: &RouteConfig,
+    source: &Cluster,
+    target: &Cluster,
+    topics: &[String],
+) -> Result<(), RouteError> {
+    let wire = |e: WireError| RouteError::Wire {
+        route: cfg.name.clone(),
+        source: e,
+    };
+    let src_meta = source.metadata();
+    let count = |t: &String| src_meta.topics.get(t).map_or(0, |m| m.partitions.len());
+    let tgt_meta = target.refresh_metadata(None).await.map_err(wire)?;
+    let missing: Vec<NewTopic> = topics
+        .iter()
+        .filter(|t| !tgt_meta.topics.contains_key(*t))
+        .map(|t| NewTopic {
+            name: t.clone(),
+            partitions: count(t) as i32,
+            replication_factor: -1,
+            configs: vec![("compression.type".to_string(), "producer".to_string())],
+        })
+        .collect();
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|t| t.name.as_str()).collect();
+        tracing::info!(route = %cfg.name, cluster = target.name(), "creating target topics {names:?}");
+        target.create_topics(&missing).await.map_err(wire)?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let meta = target.refresh_metadata(None).await.map_err(wire)?;
+        let mut ready = true;
+        for t in topics {
+            let Some(tm) = meta.topics.get(t) else {
+                ready = false;
+                continue;
+            };
+            if tm.partitions.len() < count(t) && !tm.partitions.is_empty() {
+                return Err(RouteError::PartitionCount {
+                    route: cfg.name.clone(),
+                    cluster: target.name().to_string(),
+                    topic: t.clone(),
+                    target: tm.partitions.len(),
+                    source_count: count(t),
+                });
+            }
+            ready &= tm.partitions.len() >= count(t) && tm.partitions.iter().all(|p| p.leader >= 0);
+        }
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(RouteError::Invalid {
+                route: cfg.name.clone(),
+                message: format!(
+                    "target topics on cluster '{}' have no leaders after 30 s",
+                    target.name()
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Works out where each partition of a topic resumes.
+async fn resume_topic(
+    cfg: &RouteConfig,
+    source: &Cluster,
+    target: &Cluster,
+    topic: &str,
+) -> Result<Vec<(Acked, usize, uuid::Uuid, i32)>, RouteError> {
+    let wire = |e: WireError| RouteError::Wire {
+        route: cfg.name.clone(),
+        source: e,
+    };
+    let meta = source.metadata();
+    let Some(tm) = meta.topics.get(topic) else {
+        return Err(RouteError::MissingTopic {
+            route: cfg.name.clone(),
+            cluster: source.name().to_string(),
+            topic: topic.to_string(),
+        });
+    };
+    let parts: Vec<i32> = tm.partitions.iter().map(|p| p.partition).collect();
+    let committed = source.fetch_offsets(&cfg.group_id, topic, &parts).await.map_err(wire)?;
+    let start_at = match cfg.start {
+        StartPosition::Earliest => EARLIEST,
+        StartPosition::Latest => LATEST,
+    };
+    let starts = source.list_offsets(topic, &parts, start_at).await.map_err(wire)?;
+    let target_earliest = target.list_offsets(topic, &parts, EARLIEST).await.map_err(wire)?;
+    let target_end = target.list_offsets(topic, &parts, LATEST).await.map_err(wire)?;
+    let mut out = Vec::new();
+    for &p in &parts {
+        let input = ResumeInput {
+            committed: committed.get(&p).map(progress::decode),
+            start: starts.get(&p).copied().unwrap_or(0),
+            target_earliest: target_earliest.get(&p).copied().unwrap_or(0),
+            target_end: target_end.get(&p).copied().unwrap_or(0),
+        };
+        let (acked, matched) = resume_position(source, target, topic, topic, p, input)
+            .await
+            .map_err(wire)?;
+        if matched > 0 {
+            tracing::info!(route = %cfg.name, "{topic}-{p}: {matched} batches were already on the target; resuming at source offset {}", acked.source_next);
+        }
+        out.push((acked, matched, tm.id, p));
+    }
+    Ok(out)
+}

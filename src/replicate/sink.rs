@@ -1,0 +1,400 @@
+//! Sinks: one task per partition, producing its batches to the target in order.
+//!
+//! Each batch gets a new header (base offset 0, kferry's producer id and epoch, the next
+//! sequence number of the partition) and keeps its payload untouched. At most
+//! `max_in_flight` (5) Produce requests are outstanding per partition, and responses are
+//! handled strictly in the order the requests were sent:
+//!
+//! - success (or DUPLICATE_SEQUENCE_NUMBER: the broker already has it): the acknowledged
+//!   position moves past the batch;
+//! - a retriable error or a lost connection: every batch from the failed one on is sent
+//!   again, in order, with the *same* sequence numbers, so the broker drops any it already
+//!   wrote (idempotent producer, KIP-98);
+//! - OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID or INVALID_PRODUCER_EPOCH: the broker
+//!   lost the producer's state; the partition takes a new producer id and renumbers the
+//!   unacknowledged batches from 0 (this can duplicate batches that were written but not
+//!   acknowledged, and is counted);
+//! - anything else stops the partition with an error naming it and the source offsets.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ProduceResponse;
+use kafka_protocol::protocol::{Decodable, Request};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit};
+
+use super::hook::{BatchObserver, ForwardedBatch};
+use super::partition::{Acked, Chunk, PartitionShared};
+use crate::batch::{rewrite_header, ProducerStamp, RecordBatch, HEADER_LEN};
+use crate::wire::produce::{PartitionBatch, ProduceRequestFrame, PRODUCE_MAX_VERSION};
+use crate::wire::{Cluster, Purpose, WireError};
+
+/// What every sink of a route shares.
+pub struct SinkContext {
+    pub route: Arc<str>,
+    pub target: Arc<Cluster>,
+    pub max_in_flight: usize,
+    pub retry_backoff: Duration,
+    pub produce_timeout_ms: i32,
+    pub observer: Option<BatchObserver>,
+    /// Notified when a chunk is taken, so fetchers can fetch again.
+    pub wake: Arc<Notify>,
+    /// Producer id and epoch from InitProducerId, shared until a partition must renew its own.
+    pub producer: (i64, i16),
+}
+
+/// A batch on its way to the target.
+struct Outgoing {
+    batch: RecordBatch,
+    sequence: Option<i32>,
+    /// The acknowledged source position once this batch is acknowledged.
+    source_next: i64,
+    _budget: Option<Arc<OwnedSemaphorePermit>>,
+}
+
+/// The broker's answer for our one partition.
+struct Outcome {
+    error_code: i16,
+    base_offset: i64,
+    message: Option<String>,
+}
+
+type Pending = Pin<Box<dyn Future<Output = Result<Outcome, WireError>> + Send + Sync>>;
+
+struct InFlight {
+    out: Outgoing,
+    header: [u8; HEADER_LEN],
+    response: Pending,
+}
+
+struct Sink {
+    ctx: Arc<SinkContext>,
+    part: Arc<PartitionShared>,
+    producer: (i64, i16),
+    next_sequence: i32,
+    pending: VecDeque<Outgoing>,
+    window: VecDeque<InFlight>,
+    failures: u32,
+}
+
+/// Runs a partition's sink until `stop` (then drains in-flight batches) or a fatal error.
+pub async fn run_sink(
+    ctx: Arc<SinkContext>,
+    part: Arc<PartitionShared>,
+    mut input: mpsc::Receiver<Chunk>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let producer = ctx.producer;
+    let mut sink = Sink {
+        ctx,
+        part,
+        producer,
+        next_sequence: 0,
+        pending: VecDeque::new(),
+        window: VecDeque::new(),
+        failures: 0,
+    };
+    let mut input_open = true;
+    loop {
+        let stopping = *stop.borrow();
+        if sink.part.error().is_some() || (stopping && sink.window.is_empty()) {
+            break;
+        }
+        if !input_open && sink.pending.is_empty() && sink.window.is_empty() {
+            break;
+        }
+        if !stopping && !sink.fill_window().await {
+            continue; // sending failed; fill_window backed off
+        }
+        let take = !stopping && input_open && sink.pending.len() < sink.ctx.max_in_flight;
+        tokio::select! {
+            biased;
+            result = front(&mut sink.window) => sink.handle_response(result).await,
+            chunk = input.recv(), if take => match chunk {
+                Some(chunk) => sink.take_chunk(chunk),
+                None => input_open = false,
+            },
+            _ = stop.changed(), if !stopping => {}
+        }
+    }
+}
+
+/// Waits for the oldest in-flight response (pends forever when nothing is in flight).
+async fn front(window: &mut VecDeque<InFlight>) -> Result<Outcome, WireError> {
+    match window.front_mut() {
+        Some(f) => (&mut f.response).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Sink {
+    fn take_chunk(&mut self, chunk: Chunk) {
+        self.ctx.wake.notify_one();
+        let count = chunk.batches.len();
+        for (i, batch) in chunk.batches.into_iter().enumerate() {
+            let source_next = if i + 1 == count {
+                chunk.end_offset
+            } else {
+                batch.next_offset()
+            };
+            self.pending.push_back(Outgoing {
+                batch,
+                sequence: None,
+                source_next,
+                _budget: chunk.budget.clone(),
+            });
+        }
+        if count == 0 {
+            self.advance_without_batches(chunk.end_offset);
+        }
+    }
+
+    /// Skipped control or empty batches move the position once everything before is acked.
+    fn advance_without_batches(&mut self, end_offset: i64) {
+        if let Some(last) = self.pending.back_mut() {
+            last.source_next = last.source_next.max(end_offset);
+        } else if let Some(last) = self.window.back_mut() {
+            last.out.source_next = last.out.source_next.max(end_offset);
+        } else {
+            let acked = self.part.acked();
+            if end_offset > acked.source_next {
+                self.part.ack(Acked {
+                    source_next: end_offset,
+                    target_next: acked.target_next,
+                });
+            }
+        }
+    }
+
+    /// Sends pending batches until the window is full. False when a send failed.
+    async fn fill_window(&mut self) -> bool {
+        while self.window.len() < self.ctx.max_in_flight {
+            let Some(mut out) = self.pending.pop_front() else {
+                return true;
+            };
+            let sequence = *out.sequence.get_or_insert_with(|| {
+                let s = self.next_sequence;
+                self.next_sequence = next_sequence(s, out.batch.record_count());
+                s
+            });
+            let stamp = ProducerStamp {
+                producer_id: self.producer.0,
+                producer_epoch: self.producer.1,
+                base_sequence: sequence,
+            };
+            let header = rewrite_header(&out.batch, &stamp);
+            match self.send(&header, &out.batch).await {
+                Ok(response) => self.window.push_back(InFlight { out, header, response }),
+                Err(e) => {
+                    self.pending.push_front(out);
+                    self.rewind(&format!("send failed: {e}"), true).await;
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    async fn send(&self, header: &[u8; HEADER_LEN], batch: &RecordBatch) -> Result<Pending, WireError> {
+        let target = &self.ctx.target;
+        let topic = &self.part.target_topic;
+        let leader = match target.metadata().leader(topic, self.part.partition) {
+            Some(l) => l,
+            None => {
+                target.refresh_metadata_if_older(self.ctx.retry_backoff).await?;
+                target
+                    .metadata()
+                    .leader(topic, self.part.partition)
+                    .ok_or_else(|| WireError::UnknownTopic {
+                        cluster: target.name().to_string(),
+                        topic: format!("{topic}-{} (no leader)", self.part.partition),
+                    })?
+            }
+        };
+        let conn = target.broker(leader, Purpose::Produce).await?;
+        let version = conn.version_for::<kafka_protocol::messages::ProduceRequest>(PRODUCE_MAX_VERSION)?;
+        let frame = ProduceRequestFrame {
+            transactional_id: None,
+            acks: -1,
+            timeout_ms: self.ctx.produce_timeout_ms,
+            topics: vec![(
+                topic,
+                vec![PartitionBatch {
+                    partition: self.part.partition,
+                    header: *header,
+                    payload: batch.payload(),
+                }],
+            )],
+        };
+        let key = kafka_protocol::messages::ProduceRequest::KEY;
+        let in_flight = conn.start(key, version, frame.encode(version)).await?;
+        let partition = self.part.partition;
+        Ok(Box::pin(async move {
+            let body = in_flight.response().await?;
+            parse_outcome(body, version, partition).map_err(|message| WireError::Protocol {
+                cluster: String::from("target"),
+                addr: String::new(),
+                api: "Produce",
+                version,
+                message,
+            })
+        }))
+    }
+
+    async fn handle_response(&mut self, result: Result<Outcome, WireError>) {
+        let Some(done) = self.window.pop_front() else { return };
+        let outcome = match result {
+            Ok(o) => o,
+            Err(e) if e.is_retriable() => {
+                self.window.push_front(done);
+                return self.rewind(&e.to_string(), true).await;
+            }
+            Err(e) => return self.part.fail(self.describe(&done.out, &e.to_string())),
+        };
+        match ResponseError::try_from_code(outcome.error_code) {
+            None | Some(ResponseError::DuplicateSequenceNumber) => self.ack(done, outcome.base_offset),
+            Some(
+                ResponseError::OutOfOrderSequenceNumber
+                | ResponseError::UnknownProducerId
+                | ResponseError::InvalidProducerEpoch,
+            ) => {
+                self.window.push_front(done);
+                self.reset_producer(outcome.error_code).await;
+            }
+            Some(e) if e.is_retriable() => {
+                self.window.push_front(done);
+                self.rewind(&format!("{e}"), true).await;
+            }
+            Some(e) => {
+                let detail = outcome.message.map(|m| format!(": {m}")).unwrap_or_default();
+                self.part
+                    .fail(self.describe(&done.out, &format!("{e} (code {}){detail}", e.code())));
+            }
+        }
+    }
+
+    fn ack(&mut self, done: InFlight, base_offset: i64) {
+        self.failures = 0;
+        let count = done.out.batch.record_count();
+        let previous = self.part.acked();
+        let target_next = match base_offset >= 0 {
+            true => Some(base_offset + i64::from(count)),
+            false => previous.target_next.map(|t| t + i64::from(count)),
+        };
+        self.part.ack(Acked {
+            source_next: done.out.source_next,
+            target_next,
+        });
+        let c = &self.part.counters;
+        c.batches_out.fetch_add(1, Ordering::Relaxed);
+        c.records_out.fetch_add(count as u64, Ordering::Relaxed);
+        c.bytes_out.fetch_add(done.out.batch.len() as u64, Ordering::Relaxed);
+        if let Some(observer) = &self.ctx.observer {
+            let payload: Bytes = done.out.batch.payload();
+            observer(&ForwardedBatch {
+                route: &self.ctx.route,
+                source_topic: &self.part.source_topic,
+                target_topic: &self.part.target_topic,
+                partition: self.part.partition,
+                source_base_offset: done.out.batch.base_offset(),
+                source_last_offset: done.out.batch.last_offset(),
+                target_base_offset: base_offset,
+                record_count: count,
+                header: &done.header,
+                payload: &payload,
+            });
+        }
+    }
+
+    /// Puts every in-flight batch back in front of the pending ones (same sequences), backs
+    /// off, and refreshes target metadata when leadership may have moved.
+    async fn rewind(&mut self, reason: &str, refresh: bool) {
+        while let Some(f) = self.window.pop_back() {
+            self.pending.push_front(f.out);
+        }
+        self.failures = self.failures.saturating_add(1);
+        self.part.counters.produce_retries.fetch_add(1, Ordering::Relaxed);
+        let backoff = self
+            .ctx
+            .retry_backoff
+            .saturating_mul(1 << self.failures.min(4))
+            .min(Duration::from_secs(2));
+        tracing::warn!(route = %self.ctx.route, partition = %self.part.label(), "produce retry in {backoff:?}: {reason}");
+        tokio::time::sleep(backoff).await;
+        if refresh {
+            let _ = self.ctx.target.refresh_metadata_if_older(self.ctx.retry_backoff).await;
+        }
+    }
+
+    /// Takes a new producer id and renumbers every unacknowledged batch from sequence 0.
+    async fn reset_producer(&mut self, code: i16) {
+        self.rewind(&format!("producer state lost on the target (error code {code})"), false)
+            .await;
+        match self.ctx.target.init_producer_id().await {
+            Ok(producer) => {
+                self.producer = producer;
+                self.next_sequence = 0;
+                for out in &mut self.pending {
+                    out.sequence = None;
+                }
+                self.part.counters.producer_resets.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(route = %self.ctx.route, partition = %self.part.label(),
+                    "new producer id {} epoch {}; batches written but not acknowledged may be duplicated", producer.0, producer.1);
+            }
+            Err(e) => tracing::warn!(route = %self.ctx.route, "InitProducerId failed, will retry: {e}"),
+        }
+    }
+
+    fn describe(&self, out: &Outgoing, error: &str) -> String {
+        format!(
+            "route '{}': producing {} (source offsets {}..={}, {} bytes) to cluster '{}' topic '{}' partition {} failed: {error}",
+            self.ctx.route,
+            self.part.label(),
+            out.batch.base_offset(),
+            out.batch.last_offset(),
+            out.batch.len(),
+            self.ctx.target.name(),
+            self.part.target_topic,
+            self.part.partition
+        )
+    }
+}
+
+/// Kafka sequence numbers wrap to 0 after `i32::MAX`.
+fn next_sequence(sequence: i32, records: i32) -> i32 {
+    ((i64::from(sequence) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32
+}
+
+fn parse_outcome(mut body: Bytes, version: i16, partition: i32) -> Result<Outcome, String> {
+    let response = ProduceResponse::decode(&mut body, version).map_err(|e| format!("decode: {e}"))?;
+    let p = response
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|p| p.index == partition)
+        .ok_or_else(|| format!("no result for partition {partition}"))?;
+    Ok(Outcome {
+        error_code: p.error_code,
+        base_offset: p.base_offset,
+        message: p.error_message.as_ref().map(|m| m.as_str().to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_sequence;
+
+    #[test]
+    fn sequences_wrap_like_kafka() {
+        assert_eq!(next_sequence(0, 10), 10);
+        assert_eq!(next_sequence(i32::MAX - 1, 1), i32::MAX);
+        assert_eq!(next_sequence(i32::MAX, 1), 0);
+        assert_eq!(next_sequence(i32::MAX - 2, 5), 2);
+    }
+}

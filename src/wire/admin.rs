@@ -1,0 +1,276 @@
+//! Admin, offset and producer-id requests on a [`Cluster`].
+//!
+//! Each method picks the highest version both sides support, sends the request to the broker
+//! that must answer it (controller, partition leader or group coordinator) and turns error
+//! codes into [`WireError`]s that name the cluster, topic and partition.
+
+use std::collections::HashMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::{
+    BrokerId, CreateTopicsRequest, FindCoordinatorRequest, GroupId, InitProducerIdRequest, ListOffsetsRequest,
+    OffsetCommitRequest, OffsetFetchRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::cluster::{Cluster, Purpose};
+use super::error::{check_code, WireError};
+
+/// ListOffsets timestamp asking for the log end (high watermark, or LSO when read_committed).
+pub const LATEST: i64 = -1;
+/// ListOffsets timestamp asking for the log start offset.
+pub const EARLIEST: i64 = -2;
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    /// -1 lets the broker use its `default.replication.factor`.
+    pub replication_factor: i16,
+    pub configs: Vec<(String, String)>,
+}
+
+/// A committed offset and its metadata string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub metadata: String,
+}
+
+fn topic_name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+impl Cluster {
+    /// Creates topics; a topic that already exists counts as created.
+    pub async fn create_topics(&self, topics: &[NewTopic]) -> Result<(), WireError> {
+        let meta = self.metadata();
+        let conn = match meta.brokers.contains_key(&meta.controller_id) {
+            true => self.broker(meta.controller_id, Purpose::Control).await?,
+            false => self.any_broker().await?,
+        };
+        let version = conn.version_for::<CreateTopicsRequest>(7)?;
+        let request = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(
+            topics
+                .iter()
+                .map(|t| {
+                    CreatableTopic::default()
+                        .with_name(topic_name(&t.name))
+                        .with_num_partitions(t.partitions)
+                        .with_replication_factor(t.replication_factor)
+                        .with_configs(
+                            t.configs
+                                .iter()
+                                .map(|(k, v)| {
+                                    CreatableTopicConfig::default()
+                                        .with_name(StrBytes::from_string(k.clone()))
+                                        .with_value(Some(StrBytes::from_string(v.clone())))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+        let response = conn.call(&request, version).await?;
+        for t in &response.topics {
+            if t.error_code == ResponseError::TopicAlreadyExists.code() {
+                continue;
+            }
+            let detail = t
+                .error_message
+                .as_ref()
+                .map(|m| format!(": {}", m.as_str()))
+                .unwrap_or_default();
+            check_code(self.name(), t.error_code, || {
+                format!("CreateTopics '{}'{detail}", t.name.0.as_str())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Asks each partition's leader for the offset at `timestamp` ([`LATEST`], [`EARLIEST`]).
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partitions: &[i32],
+        timestamp: i64,
+    ) -> Result<HashMap<i32, i64>, WireError> {
+        let meta = self.metadata();
+        let mut by_leader: HashMap<i32, Vec<i32>> = HashMap::new();
+        for &p in partitions {
+            let leader = meta.leader(topic, p).ok_or_else(|| WireError::UnknownTopic {
+                cluster: self.name().to_string(),
+                topic: format!("{topic}-{p} (no leader)"),
+            })?;
+            by_leader.entry(leader).or_default().push(p);
+        }
+        let mut out = HashMap::new();
+        for (leader, parts) in by_leader {
+            let conn = self.broker(leader, Purpose::Control).await?;
+            let version = conn.version_for::<ListOffsetsRequest>(7)?;
+            let request = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_isolation_level(0)
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(
+                        parts
+                            .iter()
+                            .map(|&p| {
+                                ListOffsetsPartition::default()
+                                    .with_partition_index(p)
+                                    .with_current_leader_epoch(-1)
+                                    .with_timestamp(timestamp)
+                            })
+                            .collect(),
+                    )]);
+            let response = conn.call(&request, version).await?;
+            for t in &response.topics {
+                for p in &t.partitions {
+                    check_code(self.name(), p.error_code, || {
+                        format!("ListOffsets {topic}-{}", p.partition_index)
+                    })?;
+                    out.insert(p.partition_index, p.offset);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gets an idempotent producer id and epoch (no transactional id).
+    pub async fn init_producer_id(&self) -> Result<(i64, i16), WireError> {
+        let conn = self.any_broker().await?;
+        let version = conn.version_for::<InitProducerIdRequest>(4)?;
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(-1)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1);
+        let response = conn.call(&request, version).await?;
+        check_code(self.name(), response.error_code, || "InitProducerId".to_string())?;
+        Ok((response.producer_id.0, response.producer_epoch))
+    }
+
+    /// The broker id of a consumer group's coordinator.
+    pub async fn group_coordinator(&self, group: &str) -> Result<i32, WireError> {
+        let conn = self.any_broker().await?;
+        let version = conn.version_for::<FindCoordinatorRequest>(4)?;
+        let key = StrBytes::from_string(group.to_string());
+        let mut request = FindCoordinatorRequest::default().with_key_type(0);
+        if version >= 4 {
+            request = request.with_coordinator_keys(vec![key]);
+        } else {
+            request = request.with_key(key);
+        }
+        let response = conn.call(&request, version).await?;
+        let context = || format!("FindCoordinator for group '{group}'");
+        if version >= 4 {
+            let c = response.coordinators.first().ok_or_else(|| WireError::Protocol {
+                cluster: self.name().to_string(),
+                addr: conn.addr().to_string(),
+                api: "FindCoordinator",
+                version,
+                message: "no coordinator in response".to_string(),
+            })?;
+            check_code(self.name(), c.error_code, context)?;
+            Ok(c.node_id.0)
+        } else {
+            check_code(self.name(), response.error_code, context)?;
+            Ok(response.node_id.0)
+        }
+    }
+
+    /// Commits offsets for a group with no members (a "simple" commit, generation -1).
+    pub async fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: &[(String, i32, CommittedOffset)],
+    ) -> Result<(), WireError> {
+        let coordinator = self.group_coordinator(group).await?;
+        let conn = self.broker(coordinator, Purpose::Control).await?;
+        let version = conn.version_for::<OffsetCommitRequest>(8)?;
+        let mut topics: HashMap<&str, Vec<OffsetCommitRequestPartition>> = HashMap::new();
+        for (topic, partition, c) in offsets {
+            topics.entry(topic.as_str()).or_default().push(
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(*partition)
+                    .with_committed_offset(c.offset)
+                    .with_committed_leader_epoch(-1)
+                    .with_committed_metadata(Some(StrBytes::from_string(c.metadata.clone()))),
+            );
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(StrBytes::from_static_str(""))
+            .with_retention_time_ms(-1)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(topic_name(t))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+        let response = conn.call(&request, version).await?;
+        for t in &response.topics {
+            for p in &t.partitions {
+                check_code(self.name(), p.error_code, || {
+                    format!(
+                        "OffsetCommit group '{group}' {}-{}",
+                        t.name.0.as_str(),
+                        p.partition_index
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a group's committed offsets for the given partitions (absent: never committed).
+    pub async fn fetch_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<HashMap<i32, CommittedOffset>, WireError> {
+        let coordinator = self.group_coordinator(group).await?;
+        let conn = self.broker(coordinator, Purpose::Control).await?;
+        let version = conn.version_for::<OffsetFetchRequest>(7)?;
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partition_indexes(partitions.to_vec())]));
+        let response = conn.call(&request, version).await?;
+        check_code(self.name(), response.error_code, || {
+            format!("OffsetFetch group '{group}'")
+        })?;
+        let mut out = HashMap::new();
+        for t in &response.topics {
+            for p in &t.partitions {
+                check_code(self.name(), p.error_code, || {
+                    format!("OffsetFetch group '{group}' {topic}-{}", p.partition_index)
+                })?;
+                if p.committed_offset >= 0 {
+                    let metadata = p.metadata.as_ref().map(|m| m.as_str().to_string()).unwrap_or_default();
+                    out.insert(
+                        p.partition_index,
+                        CommittedOffset {
+                            offset: p.committed_offset,
+                            metadata,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+}

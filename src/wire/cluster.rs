@@ -1,0 +1,331 @@
+//! A cluster: its bootstrap servers, a metadata cache and connections per broker.
+//!
+//! Connections are kept per (broker, purpose): a long-polling Fetch must never sit in front
+//! of a Produce or an OffsetCommit on the same connection, because a broker answers the
+//! requests of one connection strictly in order (franz-go `DESIGN.md`). Connections are made
+//! lazily and remade, with exponential backoff, after they fail.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::conn::Connection;
+use super::error::WireError;
+
+/// How to reach a cluster. Field names follow Kafka's client configs.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The name kferry's config gives the cluster; used in every error and log line.
+    pub name: String,
+    /// `bootstrap.servers`: `host:port` pairs.
+    pub bootstrap_servers: Vec<String>,
+    /// `client.id`.
+    pub client_id: String,
+    /// `socket.connection.setup.timeout.ms`.
+    pub connect_timeout: Duration,
+    /// `request.timeout.ms`.
+    pub request_timeout: Duration,
+    /// `reconnect.backoff.ms`.
+    pub reconnect_backoff: Duration,
+    /// `reconnect.backoff.max.ms`.
+    pub reconnect_backoff_max: Duration,
+}
+
+impl ClusterConfig {
+    /// A config with Kafka's client defaults for everything but the servers.
+    pub fn new(name: impl Into<String>, bootstrap_servers: Vec<String>) -> ClusterConfig {
+        ClusterConfig {
+            name: name.into(),
+            bootstrap_servers,
+            client_id: "kferry".to_string(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            reconnect_backoff: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a connection is used for; each purpose gets its own connection per broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// Metadata, admin, group and producer-id requests.
+    Control,
+    /// Fetch requests (long polls).
+    Fetch,
+    /// Produce requests.
+    Produce,
+}
+
+/// One partition as the last Metadata response described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionMetadata {
+    pub partition: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub error_code: i16,
+}
+
+/// One topic as the last Metadata response described it.
+#[derive(Debug, Clone)]
+pub struct TopicMetadata {
+    pub name: String,
+    pub id: Uuid,
+    pub internal: bool,
+    pub error_code: i16,
+    /// Sorted by partition index.
+    pub partitions: Vec<PartitionMetadata>,
+}
+
+/// A snapshot of cluster metadata.
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    pub brokers: HashMap<i32, String>,
+    pub controller_id: i32,
+    pub topics: HashMap<String, TopicMetadata>,
+}
+
+impl Metadata {
+    /// The leader of a partition, if the topic and partition are known and have one.
+    pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        let t = self.topics.get(topic)?;
+        let p = t.partitions.iter().find(|p| p.partition == partition)?;
+        (p.leader >= 0).then_some(p.leader)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    conns: HashMap<(i32, Purpose), Arc<Connection>>,
+    failures: HashMap<String, (u32, Instant)>,
+    metadata: Arc<Metadata>,
+    last_refresh: Option<Instant>,
+}
+
+/// A Kafka cluster: shared by every route that reads from or writes to it.
+pub struct Cluster {
+    config: ClusterConfig,
+    name: Arc<str>,
+    state: Mutex<State>,
+}
+
+/// Broker id used for connections made to a bootstrap address.
+const BOOTSTRAP_ID: i32 = -1;
+
+impl Cluster {
+    /// A cluster handle; nothing is connected until first use.
+    pub fn new(config: ClusterConfig) -> Cluster {
+        let name: Arc<str> = Arc::from(config.name.as_str());
+        Cluster {
+            config,
+            name,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The cluster's name in kferry's config.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The cluster's config.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// The last metadata fetched (empty before the first [`Cluster::refresh_metadata`]).
+    pub fn metadata(&self) -> Arc<Metadata> {
+        self.state.lock().expect("cluster lock").metadata.clone()
+    }
+
+    /// A control connection to any broker: known brokers first, then bootstrap servers.
+    pub async fn any_broker(&self) -> Result<Arc<Connection>, WireError> {
+        let (existing, mut candidates) = {
+            let st = self.state.lock().expect("cluster lock");
+            let existing = st
+                .conns
+                .iter()
+                .find(|((_, p), c)| *p == Purpose::Control && !c.is_poisoned())
+                .map(|(_, c)| c.clone());
+            let mut ids: Vec<(i32, String)> = st.metadata.brokers.iter().map(|(i, a)| (*i, a.clone())).collect();
+            ids.sort();
+            (existing, ids)
+        };
+        if let Some(conn) = existing {
+            return Ok(conn);
+        }
+        candidates.extend(self.config.bootstrap_servers.iter().map(|a| (BOOTSTRAP_ID, a.clone())));
+        let mut last = String::from("no bootstrap.servers configured");
+        for (id, addr) in &candidates {
+            match self.connect(*id, addr, Purpose::Control).await {
+                Ok(conn) => return Ok(conn),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        let tried: Vec<&str> = candidates.iter().map(|(_, a)| a.as_str()).collect();
+        Err(WireError::Unreachable {
+            cluster: self.name.to_string(),
+            tried: tried.join(", "),
+            last,
+        })
+    }
+
+    /// A connection to broker `id` for `purpose`, made (or remade) if needed.
+    pub async fn broker(&self, id: i32, purpose: Purpose) -> Result<Arc<Connection>, WireError> {
+        let addr = {
+            let st = self.state.lock().expect("cluster lock");
+            if let Some(c) = st.conns.get(&(id, purpose)) {
+                if !c.is_poisoned() {
+                    return Ok(c.clone());
+                }
+            }
+            st.metadata.brokers.get(&id).cloned()
+        };
+        let addr = match addr {
+            Some(a) => a,
+            None => {
+                self.refresh_metadata(None).await?;
+                self.metadata()
+                    .brokers
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| WireError::Connect {
+                        cluster: self.name.to_string(),
+                        addr: format!("broker id {id}"),
+                        reason: "broker not in metadata".to_string(),
+                    })?
+            }
+        };
+        self.connect(id, &addr, purpose).await
+    }
+
+    async fn connect(&self, id: i32, addr: &str, purpose: Purpose) -> Result<Arc<Connection>, WireError> {
+        self.wait_backoff(addr).await;
+        let cfg = &self.config;
+        let result = Connection::connect(
+            self.name.clone(),
+            addr,
+            &cfg.client_id,
+            cfg.connect_timeout,
+            cfg.request_timeout,
+        )
+        .await;
+        let mut st = self.state.lock().expect("cluster lock");
+        match result {
+            Ok(conn) => {
+                st.failures.remove(addr);
+                let conn = Arc::new(conn);
+                st.conns.insert((id, purpose), conn.clone());
+                Ok(conn)
+            }
+            Err(e) => {
+                let entry = st.failures.entry(addr.to_string()).or_insert((0, Instant::now()));
+                entry.0 = entry.0.saturating_add(1);
+                entry.1 = Instant::now();
+                Err(e)
+            }
+        }
+    }
+
+    /// Sleeps out the reconnect backoff of an address that failed recently.
+    async fn wait_backoff(&self, addr: &str) {
+        let wait = {
+            let st = self.state.lock().expect("cluster lock");
+            st.failures.get(addr).map(|(n, at)| {
+                let exp = self.config.reconnect_backoff.saturating_mul(1 << (*n).min(10));
+                let backoff = exp.min(self.config.reconnect_backoff_max);
+                backoff.saturating_sub(at.elapsed())
+            })
+        };
+        if let Some(wait) = wait.filter(|w| !w.is_zero()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Refreshes metadata for all topics unless it was refreshed less than `min_age` ago:
+    /// many partitions hitting NOT_LEADER at once cause one refresh, not one each.
+    pub async fn refresh_metadata_if_older(&self, min_age: Duration) -> Result<(), WireError> {
+        let fresh = self
+            .state
+            .lock()
+            .expect("cluster lock")
+            .last_refresh
+            .is_some_and(|t| t.elapsed() < min_age);
+        if !fresh {
+            self.refresh_metadata(None).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches metadata for `topics` (all topics when `None`) and updates the cache.
+    pub async fn refresh_metadata(&self, topics: Option<&[String]>) -> Result<Arc<Metadata>, WireError> {
+        let conn = self.any_broker().await?;
+        let version = conn.version_for::<MetadataRequest>(12)?;
+        let request = MetadataRequest::default()
+            .with_topics(topics.map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                            .with_name(Some(StrBytes::from_string(t.clone()).into()))
+                    })
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(false);
+        let response = conn.call(&request, version).await?;
+        let fresh = parse_metadata(&response);
+        let mut st = self.state.lock().expect("cluster lock");
+        let mut merged = (*st.metadata).clone();
+        merged.brokers = fresh.brokers;
+        merged.controller_id = fresh.controller_id;
+        if topics.is_none() {
+            merged.topics.clear();
+        }
+        merged.topics.extend(fresh.topics);
+        st.metadata = Arc::new(merged);
+        st.last_refresh = Some(Instant::now());
+        Ok(st.metadata.clone())
+    }
+}
+
+fn parse_metadata(response: &MetadataResponse) -> Metadata {
+    let brokers = response
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+        .collect();
+    let topics = response
+        .topics
+        .iter()
+        .filter_map(|t| {
+            let name = t.name.as_ref()?.0.to_string();
+            let mut partitions: Vec<PartitionMetadata> = t
+                .partitions
+                .iter()
+                .map(|p| PartitionMetadata {
+                    partition: p.partition_index,
+                    leader: p.leader_id.0,
+                    leader_epoch: p.leader_epoch,
+                    error_code: p.error_code,
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.partition);
+            let meta = TopicMetadata {
+                name: name.clone(),
+                id: t.topic_id,
+                internal: t.is_internal,
+                error_code: t.error_code,
+                partitions,
+            };
+            Some((name, meta))
+        })
+        .collect();
+    Metadata {
+        brokers,
+        controller_id: response.controller_id.0,
+        topics,
+    }
+}

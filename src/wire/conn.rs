@@ -1,0 +1,432 @@
+//! One pipelined connection to one broker.
+//!
+//! Requests are framed whole, given a correlation id and queued to a writer task, which
+//! writes them with vectored writes (so a produce request's batch payload goes from the
+//! fetch buffer to the socket without being copied). A reader task reads each response
+//! frame into a buffer of exactly its size and hands it, as `Bytes`, to the waiting caller:
+//! the kernel's copy into that buffer is the only copy a fetched payload ever gets.
+//!
+//! When either task fails, the connection is *poisoned*: every in-flight request fails with
+//! [`WireError::ConnectionLost`] ("outcome unknown"), and every later call fails at once.
+//! Callers reconnect through [`super::Cluster`]. Dropping a call's future is safe: the frame
+//! is queued whole or not at all, and a response nobody waits for is dropped.
+//!
+//! References: rskafka `src/messenger.rs`; franz-go `DESIGN.md` (pipelining, outcome unknown).
+
+use std::collections::HashMap;
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use super::error::WireError;
+use super::versions::ApiVersions;
+
+/// Largest response frame accepted; a larger length prefix poisons the connection.
+pub const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
+/// Frames queued to the writer task before callers wait.
+const WRITE_QUEUE: usize = 64;
+
+type Reply = oneshot::Sender<Result<Bytes, WireError>>;
+
+struct Pending {
+    api_key: i16,
+    version: i16,
+    reply: Reply,
+}
+
+#[derive(Default)]
+struct Shared {
+    pending: HashMap<i32, Pending>,
+    poisoned: Option<String>,
+}
+
+/// A pipelined connection to one broker. Cheap to share behind an `Arc`.
+pub struct Connection {
+    cluster: Arc<str>,
+    addr: Arc<str>,
+    client_id: StrBytes,
+    request_timeout: Duration,
+    next_correlation: AtomicI32,
+    shared: Arc<Mutex<Shared>>,
+    writer: mpsc::Sender<Vec<Bytes>>,
+    versions: ApiVersions,
+}
+
+impl Connection {
+    /// Connects, starts the reader and writer tasks and negotiates API versions.
+    pub async fn connect(
+        cluster: Arc<str>,
+        addr: &str,
+        client_id: &str,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<Connection, WireError> {
+        let connect_err = |reason: String| WireError::Connect {
+            cluster: cluster.to_string(),
+            addr: addr.to_string(),
+            reason,
+        };
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| connect_err(format!("timed out after {} ms", connect_timeout.as_millis())))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        stream.set_nodelay(true).map_err(|e| connect_err(e.to_string()))?;
+        let (read_half, write_half) = stream.into_split();
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let (writer, queue) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(write_loop(write_half, queue, shared.clone()));
+        tokio::spawn(read_loop(read_half, shared.clone()));
+        let mut conn = Connection {
+            cluster,
+            addr: Arc::from(addr),
+            client_id: StrBytes::from_string(client_id.to_string()),
+            request_timeout,
+            next_correlation: AtomicI32::new(1),
+            shared,
+            writer,
+            versions: ApiVersions::default(),
+        };
+        conn.versions = super::versions::negotiate(&conn).await?;
+        Ok(conn)
+    }
+
+    /// The `host:port` this connection goes to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The cluster name this connection belongs to.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    /// The API versions the broker advertised.
+    pub fn versions(&self) -> &ApiVersions {
+        &self.versions
+    }
+
+    /// True once the connection has failed; a new one must be made.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.lock().expect("connection lock").poisoned.is_some()
+    }
+
+    /// Highest version of `R` both kferry (up to `cap`) and the broker support.
+    pub fn version_for<R: Request>(&self, cap: i16) -> Result<i16, WireError> {
+        let max = cap.min(R::VERSIONS.max);
+        self.versions
+            .pick(R::KEY, R::VERSIONS.min, max)
+            .ok_or_else(|| WireError::NoCommonVersion {
+                cluster: self.cluster.to_string(),
+                addr: self.addr.to_string(),
+                api: api_name(R::KEY),
+                min: R::VERSIONS.min,
+                max,
+            })
+    }
+
+    /// Sends a typed request at `version` and decodes its typed response.
+    pub async fn call<R: Request>(&self, request: &R, version: i16) -> Result<R::Response, WireError> {
+        let mut body = BytesMut::new();
+        request
+            .encode(&mut body, version)
+            .map_err(|e| self.protocol_error(R::KEY, version, format!("encode: {e}")))?;
+        let mut frame = self.send(R::KEY, version, vec![body.freeze()]).await?;
+        R::Response::decode(&mut frame, version)
+            .map_err(|e| self.protocol_error(R::KEY, version, format!("decode: {e}")))
+    }
+
+    /// Sends a request whose body is given as segments (written with one vectored write)
+    /// and returns the response body, after its header.
+    pub async fn send(&self, api_key: i16, version: i16, body: Vec<Bytes>) -> Result<Bytes, WireError> {
+        self.start(api_key, version, body).await?.response().await
+    }
+
+    /// Queues a request and returns at once with a handle to await its response.
+    ///
+    /// Requests queued by successive `start` calls reach the broker in that order, which
+    /// idempotent produce relies on (sequence numbers must arrive in order).
+    pub async fn start(&self, api_key: i16, version: i16, body: Vec<Bytes>) -> Result<InFlight, WireError> {
+        let rx = self.enqueue(api_key, version, body).await?;
+        Ok(InFlight {
+            rx,
+            api: api_name(api_key),
+            timeout: self.request_timeout,
+            cluster: self.cluster.clone(),
+            addr: self.addr.clone(),
+            shared: self.shared.clone(),
+        })
+    }
+
+    async fn enqueue(
+        &self,
+        api_key: i16,
+        version: i16,
+        body: Vec<Bytes>,
+    ) -> Result<oneshot::Receiver<Result<Bytes, WireError>>, WireError> {
+        // Reserve queue space first: if this future is dropped while waiting, nothing was
+        // registered and nothing was written.
+        let permit = self
+            .writer
+            .reserve()
+            .await
+            .map_err(|_| self.lost("writer task ended"))?;
+        let correlation_id = self.next_correlation.fetch_add(1, Ordering::Relaxed);
+        let header = self.encode_header(api_key, version, correlation_id)?;
+        let size: usize = header.len() + body.iter().map(Bytes::len).sum::<usize>();
+        let mut segments = Vec::with_capacity(body.len() + 2);
+        segments.push(Bytes::copy_from_slice(&(size as i32).to_be_bytes()));
+        segments.push(header);
+        segments.extend(body);
+        let (reply, rx) = oneshot::channel();
+        {
+            let mut shared = self.shared.lock().expect("connection lock");
+            if let Some(reason) = &shared.poisoned {
+                return Err(self.lost(reason));
+            }
+            shared.pending.insert(
+                correlation_id,
+                Pending {
+                    api_key,
+                    version,
+                    reply,
+                },
+            );
+        }
+        permit.send(segments);
+        Ok(rx)
+    }
+
+    fn encode_header(&self, api_key: i16, version: i16, correlation_id: i32) -> Result<Bytes, WireError> {
+        let key =
+            ApiKey::try_from(api_key).map_err(|_| self.protocol_error(api_key, version, "unknown API key".into()))?;
+        let header = RequestHeader::default()
+            .with_request_api_key(api_key)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        let mut buf = BytesMut::with_capacity(32);
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .map_err(|e| self.protocol_error(api_key, version, format!("encode header: {e}")))?;
+        Ok(buf.freeze())
+    }
+
+    fn lost(&self, reason: &str) -> WireError {
+        WireError::ConnectionLost {
+            cluster: self.cluster.to_string(),
+            addr: self.addr.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn protocol_error(&self, api_key: i16, version: i16, message: String) -> WireError {
+        WireError::Protocol {
+            cluster: self.cluster.to_string(),
+            addr: self.addr.to_string(),
+            api: api_name(api_key),
+            version,
+            message,
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        poison(&self.shared, "connection closed".to_string());
+    }
+}
+
+/// A request on the wire; [`InFlight::response`] waits for its answer.
+pub struct InFlight {
+    rx: oneshot::Receiver<Result<Bytes, WireError>>,
+    api: &'static str,
+    timeout: Duration,
+    cluster: Arc<str>,
+    addr: Arc<str>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl InFlight {
+    /// Waits for the response body (after its header), up to the request timeout.
+    pub async fn response(self) -> Result<Bytes, WireError> {
+        let lost = |reason: &str| WireError::ConnectionLost {
+            cluster: self.cluster.to_string(),
+            addr: self.addr.to_string(),
+            reason: reason.to_string(),
+        };
+        match tokio::time::timeout(self.timeout, self.rx).await {
+            Ok(Ok(Ok(body))) => Ok(body),
+            Ok(Ok(Err(WireError::ConnectionLost { reason, .. }))) => Err(lost(&reason)),
+            Ok(Ok(Err(WireError::Protocol {
+                api, version, message, ..
+            }))) => Err(WireError::Protocol {
+                cluster: self.cluster.to_string(),
+                addr: self.addr.to_string(),
+                api,
+                version,
+                message,
+            }),
+            Ok(Ok(Err(other))) => Err(other),
+            Ok(Err(_)) => Err(lost("reader task ended")),
+            Err(_) => {
+                // A broker answers in order; a late answer would block the ones behind it.
+                poison(&self.shared, format!("{} timed out", self.api));
+                Err(WireError::Timeout {
+                    cluster: self.cluster.to_string(),
+                    addr: self.addr.to_string(),
+                    api: self.api,
+                    timeout_ms: self.timeout.as_millis() as u64,
+                })
+            }
+        }
+    }
+}
+
+/// Kafka's name for an API key, for error messages.
+pub fn api_name(api_key: i16) -> &'static str {
+    match ApiKey::try_from(api_key) {
+        Ok(ApiKey::Produce) => "Produce",
+        Ok(ApiKey::Fetch) => "Fetch",
+        Ok(ApiKey::ListOffsets) => "ListOffsets",
+        Ok(ApiKey::Metadata) => "Metadata",
+        Ok(ApiKey::OffsetCommit) => "OffsetCommit",
+        Ok(ApiKey::OffsetFetch) => "OffsetFetch",
+        Ok(ApiKey::FindCoordinator) => "FindCoordinator",
+        Ok(ApiKey::ApiVersions) => "ApiVersions",
+        Ok(ApiKey::CreateTopics) => "CreateTopics",
+        Ok(ApiKey::InitProducerId) => "InitProducerId",
+        Ok(ApiKey::DescribeConfigs) => "DescribeConfigs",
+        _ => "request",
+    }
+}
+
+/// Marks the connection failed and fails every in-flight request as "outcome unknown".
+fn poison(shared: &Mutex<Shared>, reason: String) {
+    let pending = {
+        let mut shared = shared.lock().expect("connection lock");
+        if shared.poisoned.is_none() {
+            shared.poisoned = Some(reason.clone());
+        }
+        std::mem::take(&mut shared.pending)
+    };
+    for (_, p) in pending {
+        let _ = p.reply.send(Err(WireError::ConnectionLost {
+            cluster: String::new(),
+            addr: String::new(),
+            reason: reason.clone(),
+        }));
+    }
+}
+
+async fn write_loop(mut socket: OwnedWriteHalf, mut queue: mpsc::Receiver<Vec<Bytes>>, shared: Arc<Mutex<Shared>>) {
+    let mut batch: Vec<Bytes> = Vec::new();
+    while let Some(first) = queue.recv().await {
+        batch.extend(first);
+        // Gather what else is queued so one writev carries several frames.
+        while batch.len() < 256 {
+            match queue.try_recv() {
+                Ok(more) => batch.extend(more),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = write_all_vectored(&mut socket, &mut batch).await {
+            poison(&shared, format!("write failed: {e}"));
+            return;
+        }
+        if shared.lock().expect("connection lock").poisoned.is_some() {
+            return;
+        }
+    }
+    let _ = socket.shutdown().await;
+}
+
+/// Writes every segment, resuming after partial writes, consuming `segments`.
+async fn write_all_vectored(socket: &mut OwnedWriteHalf, segments: &mut Vec<Bytes>) -> std::io::Result<()> {
+    let mut start = 0;
+    while start < segments.len() {
+        let slices: Vec<IoSlice<'_>> = segments[start..].iter().take(1024).map(|b| IoSlice::new(b)).collect();
+        let mut written = socket.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let seg = &mut segments[start];
+            if written >= seg.len() {
+                written -= seg.len();
+                start += 1;
+            } else {
+                seg.advance(written);
+                written = 0;
+            }
+        }
+    }
+    segments.clear();
+    Ok(())
+}
+
+async fn read_loop(mut socket: OwnedReadHalf, shared: Arc<Mutex<Shared>>) {
+    let reason = loop {
+        match read_frame(&mut socket).await {
+            Ok(frame) => {
+                if let Err(reason) = dispatch(frame, &shared) {
+                    break reason;
+                }
+            }
+            Err(e) => break e,
+        }
+    };
+    poison(&shared, reason);
+}
+
+/// Reads one size-prefixed frame into a buffer of exactly its size (no other copy).
+async fn read_frame(socket: &mut OwnedReadHalf) -> Result<Bytes, String> {
+    let size = socket.read_i32().await.map_err(|e| format!("read failed: {e}"))?;
+    if size < 4 || size as usize > MAX_FRAME_BYTES {
+        return Err(format!("bad response frame size {size} (cap {MAX_FRAME_BYTES})"));
+    }
+    let mut buf = BytesMut::with_capacity(size as usize);
+    while buf.len() < size as usize {
+        let limit = size as usize - buf.len();
+        let n = (&mut *socket)
+            .take(limit as u64)
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| format!("read failed: {e}"))?;
+        if n == 0 {
+            return Err("broker closed the connection".to_string());
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Routes a response frame to the request waiting for its correlation id.
+fn dispatch(mut frame: Bytes, shared: &Mutex<Shared>) -> Result<(), String> {
+    let correlation_id = frame.slice(0..4).get_i32();
+    let pending = shared.lock().expect("connection lock").pending.remove(&correlation_id);
+    let Some(pending) = pending else {
+        return Err(format!("response for unknown correlation id {correlation_id}"));
+    };
+    let header_version = ApiKey::try_from(pending.api_key)
+        .map(|k| k.response_header_version(pending.version))
+        .unwrap_or(0);
+    let result = ResponseHeader::decode(&mut frame, header_version)
+        .map(|_| frame)
+        .map_err(|e| WireError::Protocol {
+            cluster: String::new(),
+            addr: String::new(),
+            api: api_name(pending.api_key),
+            version: pending.version,
+            message: format!("response header: {e}"),
+        });
+    let _ = pending.reply.send(result);
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! The only code that touches sockets: connections, clusters, and Kafka requests.
+//!
+//! - [`conn`]: one pipelined connection (correlation ids, vectored writes, poisoning).
+//! - [`versions`]: ApiVersions negotiation.
+//! - [`cluster`]: bootstrap, metadata cache, connections per broker and purpose.
+//! - [`admin`]: CreateTopics, ListOffsets, InitProducerId, group offsets.
+//! - [`fetch`]: Fetch requests and their per-partition results.
+//! - [`produce`]: Produce requests encoded as segments so payloads are never copied.
+
+pub mod admin;
+pub mod cluster;
+pub mod conn;
+pub mod error;
+pub mod fetch;
+pub mod produce;
+pub mod versions;
+
+pub use admin::{CommittedOffset, NewTopic, EARLIEST, LATEST};
+pub use cluster::{Cluster, ClusterConfig, Metadata, PartitionMetadata, Purpose, TopicMetadata};
+pub use conn::Connection;
+pub use error::WireError;
