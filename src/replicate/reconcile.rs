@@ -64,7 +64,7 @@ impl<'a> BatchReader<'a> {
         let topic_id = meta.topics.get(&self.topic).map(|t| t.id).unwrap_or_default();
         let conn = self.cluster.broker(leader, Purpose::Control).await?;
         let params = FetchParams {
-            max_wait_ms: 0,
+            max_wait_ms: 100,
             min_bytes: 1,
             max_bytes: 8 << 20,
             isolation_level: self.isolation_level,

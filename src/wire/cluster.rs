@@ -218,6 +218,11 @@ impl Cluster {
         match result {
             Ok(conn) => {
                 st.failures.remove(addr);
+                // Another task may have connected meanwhile: keep the connection that may
+                // already carry requests, and let the new, idle one go.
+                if let Some(existing) = st.conns.get(&(id, purpose)).filter(|c| !c.is_poisoned()) {
+                    return Ok(existing.clone());
+                }
                 let conn = Arc::new(conn);
                 st.conns.insert((id, purpose), conn.clone());
                 Ok(conn)
