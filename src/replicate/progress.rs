@@ -7,6 +7,11 @@
 //! target offset (`kferry/1 target=<offset>`), which [`super::reconcile`] uses on restart to
 //! find what the target received after the last commit.
 //!
+//! Some brokers (tansu among them) drop commit metadata. So the next target offset is also
+//! committed, as the same group's offset for the target topic, **on the target cluster**,
+//! and always *before* the source commit of the same round: the target-side offset is then
+//! never behind the source-side one, which is what reconciliation needs.
+//!
 //! A position is committed only after the target acknowledged every batch below it.
 
 use std::collections::HashMap;
@@ -45,10 +50,16 @@ pub fn decode(committed: &CommittedOffset) -> Acked {
     }
 }
 
-/// Commits changed positions every `interval` until `stop`, then once more.
+/// The clusters and group a route commits its progress to.
+pub struct ProgressStore {
+    pub source: Arc<Cluster>,
+    pub target: Arc<Cluster>,
+    pub group: String,
+}
+
+/// Commits changed positions every `interval` until `stop`.
 pub async fn run_checkpointer(
-    source: Arc<Cluster>,
-    group: String,
+    store: Arc<ProgressStore>,
     partitions: Vec<Arc<PartitionShared>>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
@@ -62,39 +73,58 @@ pub async fn run_checkpointer(
         if stopping {
             return;
         }
-        commit_changed(&source, &group, &partitions, &mut committed).await;
+        commit_changed(&store, &partitions, &mut committed).await;
     }
 }
 
-/// Commits the positions that moved since the last successful commit.
+/// Commits the positions that moved since the last successful commit: first the target
+/// offsets on the target cluster, then (only if that worked) the source offsets.
 pub async fn commit_changed(
-    source: &Cluster,
-    group: &str,
+    store: &ProgressStore,
     partitions: &[Arc<PartitionShared>],
     committed: &mut HashMap<(String, i32), Acked>,
 ) -> bool {
-    let changed: Vec<(String, i32, Acked)> = partitions
+    let changed: Vec<(&PartitionShared, Acked)> = partitions
         .iter()
-        .map(|p| (p.source_topic.clone(), p.partition, p.acked()))
-        .filter(|(t, p, a)| committed.get(&(t.clone(), *p)) != Some(a))
+        .map(|p| (p.as_ref(), p.acked()))
+        .filter(|(p, a)| committed.get(&(p.source_topic.clone(), p.partition)) != Some(a))
         .collect();
     if changed.is_empty() {
         return true;
     }
-    let offsets: Vec<(String, i32, CommittedOffset)> =
-        changed.iter().map(|(t, p, a)| (t.clone(), *p, encode(*a))).collect();
-    match source.commit_offsets(group, &offsets).await {
-        Ok(()) => {
-            for (t, p, a) in changed {
-                committed.insert((t, p), a);
-            }
-            true
-        }
-        Err(e) => {
-            tracing::warn!(group, "committing progress failed, will retry: {e}");
-            false
+    let group = store.group.as_str();
+    let target_offsets: Vec<(String, i32, CommittedOffset)> = changed
+        .iter()
+        .filter_map(|(p, a)| {
+            let offset = a.target_next?;
+            Some((
+                p.target_topic.clone(),
+                p.partition,
+                CommittedOffset {
+                    offset,
+                    metadata: PREFIX.to_string(),
+                },
+            ))
+        })
+        .collect();
+    if !target_offsets.is_empty() {
+        if let Err(e) = store.target.commit_offsets(group, &target_offsets).await {
+            tracing::warn!(group, "committing target-side progress failed, will retry: {e}");
+            return false;
         }
     }
+    let source_offsets: Vec<(String, i32, CommittedOffset)> = changed
+        .iter()
+        .map(|(p, a)| (p.source_topic.clone(), p.partition, encode(*a)))
+        .collect();
+    if let Err(e) = store.source.commit_offsets(group, &source_offsets).await {
+        tracing::warn!(group, "committing progress failed, will retry: {e}");
+        return false;
+    }
+    for (p, a) in changed {
+        committed.insert((p.source_topic.clone(), p.partition), a);
+    }
+    true
 }
 
 #[cfg(test)]

@@ -94,11 +94,16 @@ impl<'a> BatchReader<'a> {
     }
 }
 
+/// Source batches read, at most, to find the one the target's tail starts with.
+const MAX_SEARCH_BATCHES: usize = 100_000;
+
 /// The offsets of one partition that [`resume_position`] starts from.
 #[derive(Debug, Clone, Copy)]
 pub struct ResumeInput {
-    /// The committed position, if any.
+    /// The position committed on the source, if any.
     pub committed: Option<Acked>,
+    /// The target offset committed on the target cluster, if any (see [`super::progress`]).
+    pub target_committed: Option<i64>,
     /// Source offset to use when nothing was committed.
     pub start: i64,
     /// The target partition's log start and log end offsets.
@@ -107,6 +112,12 @@ pub struct ResumeInput {
 }
 
 /// Where to resume one partition, and how many target batches were already there.
+///
+/// The target offset to compare from is, by preference: the one in the source commit's
+/// metadata (exact), the target-side commit (made just *before* the source commit, so it is
+/// never behind it), or the target's log start. The first target batch from there is looked
+/// for among the source batches from the committed position on; from the match, the two logs
+/// are walked side by side.
 pub async fn resume_position(
     source: &Cluster,
     target: &Cluster,
@@ -115,27 +126,43 @@ pub async fn resume_position(
     partition: i32,
     input: ResumeInput,
 ) -> Result<(Acked, usize), WireError> {
-    let ResumeInput {
-        committed,
-        start,
-        target_earliest,
-        target_end,
-    } = input;
-    let target_from = committed.and_then(|c| c.target_next).unwrap_or(target_earliest);
+    let target_from = input
+        .committed
+        .and_then(|c| c.target_next)
+        .or(input.target_committed)
+        .unwrap_or(input.target_earliest)
+        .clamp(input.target_earliest, input.target_end);
+    let source_from = input.committed.map_or(input.start, |c| c.source_next);
     let mut position = Acked {
-        source_next: committed.map_or(start, |c| c.source_next),
+        source_next: source_from,
         target_next: Some(target_from),
     };
-    if target_end <= target_from {
+    if input.target_end <= target_from {
         return Ok((position, 0));
     }
-    let mut src = BatchReader::new(source, source_topic, partition, position.source_next, READ_COMMITTED);
+    let mut src = BatchReader::new(source, source_topic, partition, source_from, READ_COMMITTED);
     let mut tgt = BatchReader::new(target, target_topic, partition, target_from, 0);
-    let mut matched = 0;
+    let Some(first) = tgt.next_batch().await? else {
+        return Ok((position, 0));
+    };
+    let Some(found) = find_in_source(&mut src, &first).await? else {
+        tracing::warn!(
+            cluster = target.name(),
+            "{target_topic}-{partition}: the batch at target offset {} matches no source batch of \
+             {source_topic}-{partition} from offset {source_from}; resuming there (records may be duplicated)",
+            first.base_offset()
+        );
+        position.target_next = Some(input.target_end);
+        return Ok((position, 0));
+    };
+    position = Acked {
+        source_next: found.next_offset(),
+        target_next: Some(first.next_offset()),
+    };
+    let mut matched = 1;
     while let Some(t) = tgt.next_batch().await? {
-        let s = src.next_batch().await?;
-        match s {
-            Some(s) if s.record_count() == t.record_count() && s.payload() == t.payload() => {
+        match src.next_batch().await? {
+            Some(s) if same_batch(&s, &t) => {
                 position = Acked {
                     source_next: s.next_offset(),
                     target_next: Some(t.next_offset()),
@@ -150,10 +177,27 @@ pub async fn resume_position(
                     t.base_offset(),
                     position.source_next
                 );
-                position.target_next = Some(target_end);
+                position.target_next = Some(input.target_end);
                 break;
             }
         }
     }
     Ok((position, matched))
+}
+
+/// Reads source batches until one carries the same records as `target`.
+async fn find_in_source(src: &mut BatchReader<'_>, target: &RecordBatch) -> Result<Option<RecordBatch>, WireError> {
+    for _ in 0..MAX_SEARCH_BATCHES {
+        match src.next_batch().await? {
+            Some(s) if same_batch(&s, target) => return Ok(Some(s)),
+            Some(_) => continue,
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// Same records: same count and the same bytes after the header (kferry never changes them).
+fn same_batch(source: &RecordBatch, target: &RecordBatch) -> bool {
+    source.record_count() == target.record_count() && source.payload() == target.payload()
 }

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use super::fetcher::{run_fetchers, FetchContext, BUDGET_UNIT};
 use super::hook::BatchObserver;
 use super::partition::{Acked, PartitionShared};
-use super::progress::{self, commit_changed, run_checkpointer};
+use super::progress::{self, commit_changed, run_checkpointer, ProgressStore};
 use super::reconcile::{resume_position, ResumeInput};
 use super::sink::{run_sink, SinkContext};
 use super::{RouteConfig, StartPosition, TopicFilter};
@@ -77,8 +77,7 @@ pub struct PartitionStatus {
 /// A running route.
 pub struct RouteHandle {
     name: String,
-    group: String,
-    source: Arc<Cluster>,
+    progress: Arc<ProgressStore>,
     partitions: Vec<Arc<PartitionShared>>,
     stop: watch::Sender<bool>,
     sinks: JoinSet<()>,
@@ -143,7 +142,7 @@ impl RouteHandle {
         let mut committed = HashMap::new();
         let mut ok = false;
         for _ in 0..5 {
-            ok = commit_changed(&self.source, &self.group, &self.partitions, &mut committed).await;
+            ok = commit_changed(&self.progress, &self.partitions, &mut committed).await;
             if ok {
                 break;
             }
@@ -222,17 +221,20 @@ pub async fn start_route(
     });
     let mut background = JoinSet::new();
     background.spawn(run_fetchers(fetch_ctx, stop_rx.clone()));
+    let progress = Arc::new(ProgressStore {
+        source: source.clone(),
+        target: target.clone(),
+        group: cfg.group_id.clone(),
+    });
     background.spawn(run_checkpointer(
-        source.clone(),
-        cfg.group_id.clone(),
+        progress.clone(),
         partitions.clone(),
         cfg.commit_interval,
         stop_rx,
     ));
     Ok(RouteHandle {
         name: route,
-        group: cfg.group_id.clone(),
-        source,
+        progress,
         partitions,
         stop,
         sinks,
@@ -360,6 +362,7 @@ async fn resume_topic(
     };
     let parts: Vec<i32> = tm.partitions.iter().map(|p| p.partition).collect();
     let committed = source.fetch_offsets(&cfg.group_id, topic, &parts).await.map_err(wire)?;
+    let target_committed = target.fetch_offsets(&cfg.group_id, topic, &parts).await.map_err(wire)?;
     let start_at = match cfg.start {
         StartPosition::Earliest => EARLIEST,
         StartPosition::Latest => LATEST,
@@ -371,6 +374,7 @@ async fn resume_topic(
     for &p in &parts {
         let input = ResumeInput {
             committed: committed.get(&p).map(progress::decode),
+            target_committed: target_committed.get(&p).map(|c| c.offset),
             start: starts.get(&p).copied().unwrap_or(0),
             target_earliest: target_earliest.get(&p).copied().unwrap_or(0),
             target_end: target_end.get(&p).copied().unwrap_or(0),
