@@ -132,7 +132,7 @@ impl Config {
         };
         let text = std::fs::read_to_string(path).map_err(|e| err("(file)", e.to_string()))?;
         let config: Config = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
             let at = line
                 .map(|l| format!("line {l}"))
                 .unwrap_or_else(|| "(file)".to_string());

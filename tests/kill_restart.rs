@@ -8,128 +8,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use common::{kclient, Broker};
 use rand::Rng;
-
-const PARTITIONS: u32 = 4;
-
-fn write_config(dir: &std::path::Path, src: &str, dst: &str, topic: &str, commit_ms: u32) -> PathBuf {
-    let path = dir.join(format!("{topic}.toml"));
-    let mut f = std::fs::File::create(&path).unwrap();
-    write!(
-        f,
-        r#"
-[clusters.src]
-"bootstrap.servers" = "{src}"
-[clusters.dst]
-"bootstrap.servers" = "{dst}"
-[[routes]]
-name = "crash"
-source = "src"
-target = "dst"
-topics = ["{topic}"]
-"commit.interval.ms" = {commit_ms}
-"#
-    )
-    .unwrap();
-    path
-}
-
-fn start_kferry(config: &std::path::Path, log: &str) -> Child {
-    let log = std::fs::File::create(std::env::temp_dir().join(format!("{log}-{}", std::process::id()))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_kferry"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn kferry")
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} failed");
-}
-
-fn total(bootstrap: &str, topic: &str) -> u64 {
-    kclient(&[
-        "watermarks",
-        "--bootstrap",
-        bootstrap,
-        "--topic",
-        topic,
-        "--partitions",
-        &PARTITIONS.to_string(),
-    ])["total"]
-        .as_u64()
-        .unwrap()
-}
-
-/// Waits until the target holds at least as many records as the source.
-fn wait_replicated(src: &str, dst: &str, topic: &str, timeout: Duration) {
-    let start = Instant::now();
-    loop {
-        let (s, d) = (total(src, topic), total(dst, topic));
-        if d >= s {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "target has {d} of {s} records after {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn verify(src: &str, dst: &str, topic: &str) -> serde_json::Value {
-    kclient(&[
-        "verify",
-        "--source",
-        src,
-        "--target",
-        dst,
-        "--topic",
-        topic,
-        "--partitions",
-        &PARTITIONS.to_string(),
-    ])
-}
-
-fn produce_in_background(src: &str, topic: &str, count: u64, rate: u64) -> Child {
-    Command::new(common::python())
-        .arg(common::kclient_script())
-        .args([
-            "produce",
-            "--bootstrap",
-            src,
-            "--topic",
-            topic,
-            "--partitions",
-            &PARTITIONS.to_string(),
-        ])
-        .args([
-            "--count",
-            &count.to_string(),
-            "--rate",
-            &rate.to_string(),
-            "--codec",
-            "lz4",
-            "--idempotent",
-        ])
-        .args(["--linger-ms", "5"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn producer")
-}
+use support::daemon::*;
 
 #[test]
 fn sigkill_three_times_loses_nothing() {
@@ -186,43 +71,6 @@ fn sigkill_three_times_loses_nothing() {
     );
 }
 
-/// `resumed_batches=N` from the "route started" line of each kferry log with this prefix.
-fn resumed_batches(prefix: &str) -> Vec<u64> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with(prefix) || !name.ends_with(&format!("-{}", std::process::id())) {
-            continue;
-        }
-        let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        let plain: String = strip_ansi(&log);
-        if let Some(n) = plain.split("resumed_batches=").nth(1) {
-            out.push(
-                n.chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect::<String>()
-                    .parse()
-                    .unwrap_or(0),
-            );
-        }
-    }
-    out
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut in_escape = false;
-    for c in s.chars() {
-        match (in_escape, c) {
-            (false, '\u{1b}') => in_escape = true,
-            (true, 'm') => in_escape = false,
-            (true, _) => {}
-            (false, c) => out.push(c),
-        }
-    }
-    out
-}
-
 #[test]
 fn sigterm_then_restart_duplicates_nothing() {
     let source = Broker::start_memory("term-src");
@@ -260,10 +108,4 @@ fn sigterm_then_restart_duplicates_nothing() {
     for key in ["lost", "duplicated", "reordered", "mismatched"] {
         assert_eq!(v[key], 0, "{key}: {v}");
     }
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kferry-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

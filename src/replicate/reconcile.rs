@@ -27,6 +27,9 @@ struct BatchReader<'a> {
     next: i64,
     isolation_level: i8,
     buffered: VecDeque<RecordBatch>,
+    /// The high watermark from the last fetch (-1 before the first). Taken from Fetch, not
+    /// ListOffsets: some brokers (tansu 0.6) answer ListOffsets(latest) wrongly.
+    high_watermark: i64,
 }
 
 impl<'a> BatchReader<'a> {
@@ -38,6 +41,7 @@ impl<'a> BatchReader<'a> {
             next: from,
             isolation_level,
             buffered: VecDeque::new(),
+            high_watermark: -1,
         }
     }
 
@@ -82,6 +86,7 @@ impl<'a> BatchReader<'a> {
         check_code(self.cluster.name(), fetched.error_code, || {
             format!("Fetch {}-{}", self.topic, self.partition)
         })?;
+        self.high_watermark = fetched.high_watermark;
         let before = self.next;
         for entry in BlobIter::new(fetched.records, self.next) {
             let Ok(FetchedEntry::Batch(b)) = entry else { break };
@@ -106,9 +111,8 @@ pub struct ResumeInput {
     pub target_committed: Option<i64>,
     /// Source offset to use when nothing was committed.
     pub start: i64,
-    /// The target partition's log start and log end offsets.
+    /// The target partition's log start offset.
     pub target_earliest: i64,
-    pub target_end: i64,
 }
 
 /// Where to resume one partition, and how many target batches were already there.
@@ -131,15 +135,12 @@ pub async fn resume_position(
         .and_then(|c| c.target_next)
         .or(input.target_committed)
         .unwrap_or(input.target_earliest)
-        .clamp(input.target_earliest, input.target_end);
+        .max(input.target_earliest);
     let source_from = input.committed.map_or(input.start, |c| c.source_next);
     let mut position = Acked {
         source_next: source_from,
         target_next: Some(target_from),
     };
-    if input.target_end <= target_from {
-        return Ok((position, 0));
-    }
     let mut src = BatchReader::new(source, source_topic, partition, source_from, READ_COMMITTED);
     let mut tgt = BatchReader::new(target, target_topic, partition, target_from, 0);
     let Some(first) = tgt.next_batch().await? else {
@@ -152,7 +153,7 @@ pub async fn resume_position(
              {source_topic}-{partition} from offset {source_from}; resuming there (records may be duplicated)",
             first.base_offset()
         );
-        position.target_next = Some(input.target_end);
+        position.target_next = Some(tgt.high_watermark.max(target_from));
         return Ok((position, 0));
     };
     position = Acked {
@@ -177,7 +178,7 @@ pub async fn resume_position(
                     t.base_offset(),
                     position.source_next
                 );
-                position.target_next = Some(input.target_end);
+                position.target_next = Some(tgt.high_watermark.max(target_from));
                 break;
             }
         }

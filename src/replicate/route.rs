@@ -369,7 +369,6 @@ async fn resume_topic(
     };
     let starts = source.list_offsets(topic, &parts, start_at).await.map_err(wire)?;
     let target_earliest = target.list_offsets(topic, &parts, EARLIEST).await.map_err(wire)?;
-    let target_end = target.list_offsets(topic, &parts, LATEST).await.map_err(wire)?;
     let mut out = Vec::new();
     for &p in &parts {
         let input = ResumeInput {
@@ -377,7 +376,6 @@ async fn resume_topic(
             target_committed: target_committed.get(&p).map(|c| c.offset),
             start: starts.get(&p).copied().unwrap_or(0),
             target_earliest: target_earliest.get(&p).copied().unwrap_or(0),
-            target_end: target_end.get(&p).copied().unwrap_or(0),
         };
         let (acked, matched) = resume_position(source, target, topic, topic, p, input)
             .await

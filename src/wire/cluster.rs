@@ -158,7 +158,11 @@ impl Cluster {
         if let Some(conn) = existing {
             return Ok(conn);
         }
-        candidates.extend(self.config.bootstrap_servers.iter().map(|a| (BOOTSTRAP_ID, a.clone())));
+        for addr in &self.config.bootstrap_servers {
+            if !candidates.iter().any(|(_, a)| a == addr) {
+                candidates.push((BOOTSTRAP_ID, addr.clone()));
+            }
+        }
         let mut last = String::from("no bootstrap.servers configured");
         for (id, addr) in &candidates {
             match self.connect(*id, addr, Purpose::Control).await {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -55,6 +57,36 @@ pub async fn read_batches(bootstrap: &str, topic: &str, partition: i32) -> Vec<R
         assert!(next > before, "no progress reading {topic}-{partition} at {next}");
     }
     out
+}
+
+/// (log start, high watermark) of a partition, the high watermark taken from a Fetch response;
+/// (0, 0) while the partition does not exist.
+pub async fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
+    let cluster = Cluster::new(ClusterConfig::new("watermarks", vec![bootstrap.to_string()]));
+    let meta = cluster.refresh_metadata(None).await.expect("metadata");
+    let Some(leader) = meta.leader(topic, partition) else {
+        return (0, 0);
+    };
+    let conn = cluster.broker(leader, Purpose::Control).await.expect("connect");
+    let start = cluster
+        .list_offsets(topic, &[partition], kferry::wire::EARLIEST)
+        .await
+        .expect("earliest")[&partition];
+    let params = FetchParams {
+        max_wait_ms: 10,
+        min_bytes: 1,
+        max_bytes: 1,
+        isolation_level: 0,
+    };
+    let req = PartitionFetch {
+        topic: topic.into(),
+        topic_id: meta.topics[topic].id,
+        partition,
+        fetch_offset: start,
+        partition_max_bytes: 1,
+    };
+    let fetched = fetch(&conn, params, &[req]).await.expect("fetch").remove(0);
+    (start, fetched.high_watermark)
 }
 
 /// Asserts that the data batches of the target partition carry byte-for-byte the payloads
