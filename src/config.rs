@@ -182,6 +182,36 @@ impl Config {
                     "must be \"earliest\" or \"latest\"".to_string(),
                 )
             })?;
+            if r.source == r.target {
+                return Err((
+                    key("target"),
+                    format!(
+                        "same cluster as the source ('{}'): topics would be copied into themselves",
+                        r.source
+                    ),
+                ));
+            }
+            for (field, value) in [
+                ("max.partition.fetch.bytes", r.max_partition_fetch_bytes),
+                ("fetch.max.bytes", r.fetch_max_bytes),
+                ("fetch.max.wait.ms", r.fetch_max_wait_ms),
+            ] {
+                if value == 0 || value > i32::MAX as u32 {
+                    return Err((key(field), format!("must be between 1 and {}", i32::MAX)));
+                }
+            }
+            if r.commit_interval_ms == 0 {
+                return Err((key("commit.interval.ms"), "must be at least 1".to_string()));
+            }
+            for (field, cluster) in [("source", &r.source), ("target", &r.target)] {
+                let timeout = self.clusters[cluster].request_timeout_ms;
+                if field == "source" && timeout <= u64::from(r.fetch_max_wait_ms) {
+                    return Err((
+                        format!("clusters.{cluster}.request.timeout.ms"),
+                        format!("must exceed routes[{i}].fetch.max.wait.ms ({} ms)", r.fetch_max_wait_ms),
+                    ));
+                }
+            }
             if r.fetch_max_bytes as u64 > r.buffer_memory {
                 return Err((key("fetch.max.bytes"), "must not exceed buffer.memory".to_string()));
             }
@@ -298,6 +328,18 @@ topics = ["orders.*"]
         let e = load_str(&GOOD.replace("target = \"b\"", "target = \"c\"")).unwrap_err();
         assert_eq!(e.key, "routes[0].target");
         assert!(e.message.contains("unknown cluster 'c'"), "{}", e.message);
+    }
+
+    #[test]
+    fn self_loop_and_out_of_range_values_are_rejected() {
+        let e = load_str(&GOOD.replace("target = \"b\"", "target = \"a\"")).unwrap_err();
+        assert_eq!(e.key, "routes[0].target");
+        let e = load_str(&format!("{GOOD}\"fetch.max.bytes\" = 4294967295\n")).unwrap_err();
+        assert_eq!(e.key, "routes[0].fetch.max.bytes");
+        let e = load_str(&format!("{GOOD}\"commit.interval.ms\" = 0\n")).unwrap_err();
+        assert_eq!(e.key, "routes[0].commit.interval.ms");
+        let e = load_str(&format!("{GOOD}\"fetch.max.wait.ms\" = 40000\n")).unwrap_err();
+        assert_eq!(e.key, "clusters.a.request.timeout.ms");
     }
 
     #[test]

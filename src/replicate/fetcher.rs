@@ -29,6 +29,8 @@ pub struct FetchContext {
     pub params: FetchParams,
     pub partition_max_bytes: i32,
     pub budget: Arc<Semaphore>,
+    /// The budget's size in permits.
+    pub budget_units: usize,
     /// Signalled by sinks when they take a chunk (there is room to fetch again).
     pub wake: Arc<Notify>,
     pub retry_backoff: Duration,
@@ -144,7 +146,8 @@ async fn handle_partition(ctx: &FetchContext, part: &PartitionShared, fetch_offs
             true => None,
             false => {
                 let bytes: usize = batches.iter().map(RecordBatch::len).sum();
-                let units = bytes.div_ceil(BUDGET_UNIT).max(1) as u32;
+                // A batch larger than the whole budget still goes through, alone.
+                let units = bytes.div_ceil(BUDGET_UNIT).clamp(1, ctx.budget_units) as u32;
                 let Ok(permit) = ctx.budget.clone().acquire_many_owned(units).await else {
                     return;
                 };

@@ -204,6 +204,8 @@ pub async fn start_route(
         resumed_batches,
         "route started"
     );
+    let budget_units =
+        (cfg.buffer_memory as usize / BUDGET_UNIT).clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let fetch_ctx = Arc::new(FetchContext {
         route: Arc::from(route.as_str()),
         source: source.clone(),
@@ -215,7 +217,8 @@ pub async fn start_route(
             isolation_level: READ_COMMITTED,
         },
         partition_max_bytes: cfg.max_partition_fetch_bytes,
-        budget: Arc::new(Semaphore::new((cfg.buffer_memory as usize / BUDGET_UNIT).max(1))),
+        budget: Arc::new(Semaphore::new(budget_units)),
+        budget_units,
         wake,
         retry_backoff: cfg.retry_backoff,
     });

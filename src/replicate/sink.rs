@@ -235,11 +235,12 @@ impl Sink {
         let key = kafka_protocol::messages::ProduceRequest::KEY;
         let in_flight = conn.start(key, version, frame.encode(version)).await?;
         let partition = self.part.partition;
+        let (cluster, addr) = (target.name().to_string(), conn.addr().to_string());
         Ok(Box::pin(async move {
             let body = in_flight.response().await?;
             parse_outcome(body, version, partition).map_err(|message| WireError::Protocol {
-                cluster: String::from("target"),
-                addr: String::new(),
+                cluster,
+                addr,
                 api: "Produce",
                 version,
                 message,

@@ -19,6 +19,7 @@ pub async fn run(path: &Path) -> Result<(), CliError> {
     wait_for_signal(&running).await;
     tracing::info!("stopping: draining in-flight batches and committing progress");
     let (records, bytes) = totals(&running);
+    let errors = running.errors();
     running.shutdown().await.map_err(CliError::failed)?;
     let secs = started.elapsed().as_secs_f64().max(1e-3);
     tracing::info!(
@@ -27,7 +28,13 @@ pub async fn run(path: &Path) -> Result<(), CliError> {
         "stopped after {secs:.1} s ({:.0} records/s)",
         records as f64 / secs
     );
-    Ok(())
+    match errors.first() {
+        None => Ok(()),
+        Some(first) => Err(CliError::failed(format!(
+            "{} partition(s) had stopped with errors; the first: {first}",
+            errors.len()
+        ))),
+    }
 }
 
 /// Records and bytes forwarded by every route so far.
