@@ -295,6 +295,7 @@ pub(super) fn wire_len(len: usize) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::BatchBuilder;
     use proptest::prelude::*;
 
     fn arb_bytes() -> impl Strategy<Value = Option<Bytes>> {
