@@ -30,7 +30,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route(RouteConfig::new("orders", "source", "target").include(&["orders.*"]))
         .on_batch(move |batch| {
             // Runs on the partition's task for every acknowledged batch: keep it cheap.
-            *counter.lock().unwrap().entry(batch.source_topic.to_string()).or_default() += batch.size() as u64;
+            *counter
+                .lock()
+                .unwrap()
+                .entry(batch.source_topic.to_string())
+                .or_default() += batch.size() as u64;
         })
         .build()?;
 
