@@ -96,3 +96,93 @@ async fn every_codec_replicates_exactly_with_payload_untouched() {
     }
     assert_eq!(compared as u64, batches, "every forwarded batch compared byte for byte");
 }
+
+/// Committed transactions leave control batches (commit markers) in the source log. They are
+/// not forwarded, the transactional bit is cleared, and every record arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_batches_are_not_forwarded() {
+    let source = Broker::start_memory("txn-src");
+    let target = Broker::start_memory("txn-dst");
+    let (src, dst) = (source.bootstrap(), target.bootstrap());
+    let topic = "txn.committed";
+    kclient(&[
+        "create-topic",
+        "--bootstrap",
+        &src,
+        "--topic",
+        topic,
+        "--partitions",
+        "2",
+    ]);
+    kclient(&[
+        "produce",
+        "--bootstrap",
+        &src,
+        "--topic",
+        topic,
+        "--partitions",
+        "2",
+        "--count",
+        "2000",
+        "--codec",
+        "lz4",
+        "--transactional-id",
+        "kferry-test-txn",
+        "--txn-size",
+        "100",
+    ]);
+    let controls: usize = {
+        let mut n = 0;
+        for p in 0..2 {
+            n += support::read_batches(&src, topic, p)
+                .await
+                .iter()
+                .filter(|b| b.attributes().is_control())
+                .count();
+        }
+        n
+    };
+    assert!(controls >= 2, "the source should hold commit markers, found {controls}");
+
+    let audit = BatchAudit::default();
+    let observer = audit.clone();
+    let replicator = Replicator::builder()
+        .cluster(ClusterConfig::new("src", vec![src.clone()]))
+        .cluster(ClusterConfig::new("dst", vec![dst.clone()]))
+        .route(RouteConfig::new("txn", "src", "dst").include(&[topic]))
+        .on_batch(move |b| observer.observe(b))
+        .build()
+        .unwrap();
+    let running = replicator.start().await.expect("route starts");
+    wait_caught_up(&running, Duration::from_secs(60)).await;
+    running.shutdown().await.expect("clean shutdown");
+
+    let (_, records, violations) = audit.summary();
+    assert!(
+        violations.is_empty(),
+        "strict validator (no control or transactional bit): {violations:#?}"
+    );
+    assert_eq!(records, 2000);
+    for p in 0..2 {
+        let batches = support::read_batches(&dst, topic, p).await;
+        assert!(batches
+            .iter()
+            .all(|b| !b.attributes().is_control() && !b.attributes().is_transactional()));
+        assert_payloads_untouched(&src, &dst, topic, p).await;
+    }
+    let v = kclient(&[
+        "verify",
+        "--source",
+        &src,
+        "--target",
+        &dst,
+        "--topic",
+        topic,
+        "--partitions",
+        "2",
+    ]);
+    assert_eq!(v["records"], 2000, "{v}");
+    for key in ["lost", "duplicated", "reordered", "mismatched"] {
+        assert_eq!(v[key], 0, "{key}: {v}");
+    }
+}
