@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{kclient, Broker, MotoServer};
+use common::{Broker, MotoServer};
 use support::daemon::*;
 
 #[test]
@@ -16,15 +16,7 @@ fn target_broker_restart_mid_run_is_survived() {
     let mut target = Broker::start_s3("bounce-dst", &moto);
     let (src, dst) = (source.bootstrap(), target.bootstrap());
     let topic = "bounce";
-    kclient(&[
-        "create-topic",
-        "--bootstrap",
-        &src,
-        "--topic",
-        topic,
-        "--partitions",
-        &PARTITIONS.to_string(),
-    ]);
+    create_topic(&src, topic, PARTITIONS);
     let dir = tempdir("bounce");
     let config = write_config(&dir, &src, &dst, topic, 500);
 

@@ -8,11 +8,10 @@
 mod common;
 mod support;
 
-use std::time::Duration;
 
 use common::{kclient, Broker};
-use kferry::{ClusterConfig, Replicator, RouteConfig};
-use support::{assert_payloads_untouched, wait_caught_up, BatchAudit};
+use support::daemon::assert_exact;
+use support::{assert_payloads_untouched, replicate_until_caught_up, BatchAudit};
 
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
 const PARTITIONS: i32 = 3;
@@ -56,17 +55,7 @@ async fn every_codec_replicates_exactly_with_payload_untouched() {
     }
 
     let audit = BatchAudit::default();
-    let observer = audit.clone();
-    let replicator = Replicator::builder()
-        .cluster(ClusterConfig::new("src", vec![src.clone()]))
-        .cluster(ClusterConfig::new("dst", vec![dst.clone()]))
-        .route(RouteConfig::new("codecs", "src", "dst").include(&["codec\\..*"]))
-        .on_batch(move |b| observer.observe(b))
-        .build()
-        .unwrap();
-    let running = replicator.start().await.expect("route starts");
-    wait_caught_up(&running, Duration::from_secs(120)).await;
-    running.shutdown().await.expect("clean shutdown");
+    replicate_until_caught_up(&src, &dst, &["codec\\..*"], &audit).await;
 
     let (batches, records, violations) = audit.summary();
     assert!(violations.is_empty(), "strict validator: {violations:#?}");
@@ -86,10 +75,7 @@ async fn every_codec_replicates_exactly_with_payload_untouched() {
             "--partitions",
             &parts,
         ]);
-        assert_eq!(v["records"], RECORDS, "{topic}: {v}");
-        for key in ["lost", "duplicated", "reordered", "mismatched"] {
-            assert_eq!(v[key], 0, "{topic}: {key}: {v}");
-        }
+        assert_exact(&v, RECORDS);
         for p in 0..PARTITIONS {
             compared += assert_payloads_untouched(&src, &dst, &topic, p).await;
         }
@@ -145,17 +131,7 @@ async fn control_batches_are_not_forwarded() {
     assert!(controls >= 2, "the source should hold commit markers, found {controls}");
 
     let audit = BatchAudit::default();
-    let observer = audit.clone();
-    let replicator = Replicator::builder()
-        .cluster(ClusterConfig::new("src", vec![src.clone()]))
-        .cluster(ClusterConfig::new("dst", vec![dst.clone()]))
-        .route(RouteConfig::new("txn", "src", "dst").include(&[topic]))
-        .on_batch(move |b| observer.observe(b))
-        .build()
-        .unwrap();
-    let running = replicator.start().await.expect("route starts");
-    wait_caught_up(&running, Duration::from_secs(60)).await;
-    running.shutdown().await.expect("clean shutdown");
+    replicate_until_caught_up(&src, &dst, &[topic], &audit).await;
 
     let (_, records, violations) = audit.summary();
     assert!(
@@ -181,8 +157,5 @@ async fn control_batches_are_not_forwarded() {
         "--partitions",
         "2",
     ]);
-    assert_eq!(v["records"], 2000, "{v}");
-    for key in ["lost", "duplicated", "reordered", "mismatched"] {
-        assert_eq!(v[key], 0, "{key}: {v}");
-    }
+    assert_exact(&v, 2000);
 }

@@ -202,3 +202,25 @@ pub fn kferry_log_mentions(log: &str, text: &str) -> bool {
     let path = std::env::temp_dir().join(format!("{log}-{}", std::process::id()));
     strip_ansi(&std::fs::read_to_string(path).unwrap_or_default()).contains(text)
 }
+
+/// Creates a topic on the source with the real client.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: u32) {
+    kclient(&[
+        "create-topic",
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--partitions",
+        &partitions.to_string(),
+    ]);
+}
+
+/// Asserts a `kclient verify` result: `records` records, none lost, duplicated, reordered
+/// or changed.
+pub fn assert_exact(v: &serde_json::Value, records: u64) {
+    assert_eq!(v["records"], records, "{v}");
+    for key in ["lost", "duplicated", "reordered", "mismatched"] {
+        assert_eq!(v[key], 0, "{key}: {v}");
+    }
+}
