@@ -18,6 +18,12 @@ use crate::batch::{BlobIter, FetchedEntry, RecordBatch};
 use crate::wire::fetch::{fetch, FetchParams, FetchedPartition, PartitionFetch};
 use crate::wire::{Cluster, Purpose};
 
+/// Kafka's `metadata.max.age.ms` default: metadata is refreshed at least this often.
+const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
+/// Fetch wait used while a partition of the same broker waits for room downstream, so that
+/// an idle partition's long poll does not delay the busy one.
+const SHORT_WAIT_MS: i32 = 20;
+
 /// Budget permits are counted in KiB so that a `u32` covers any sensible buffer size.
 pub const BUDGET_UNIT: usize = 1024;
 
@@ -42,6 +48,7 @@ pub async fn run_fetchers(ctx: Arc<FetchContext>, mut stop: watch::Receiver<bool
     let mut started: HashSet<i32> = HashSet::new();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
+        refresh_if_needed(&ctx).await;
         let meta = ctx.source.metadata();
         for p in &ctx.partitions {
             if let Some(leader) = meta.leader(&p.source_topic, p.partition) {
@@ -58,9 +65,29 @@ pub async fn run_fetchers(ctx: Arc<FetchContext>, mut stop: watch::Receiver<bool
     while tasks.join_next().await.is_some() {}
 }
 
+/// Refreshes source metadata when it is older than `metadata.max.age.ms`, or when a live
+/// partition has no known leader (nothing else would ever trigger a refresh for it).
+async fn refresh_if_needed(ctx: &FetchContext) {
+    let meta = ctx.source.metadata();
+    let leaderless = ctx.partitions.iter().any(|p| {
+        p.error().is_none()
+            && !meta
+                .leader(&p.source_topic, p.partition)
+                .is_some_and(|l| meta.brokers.contains_key(&l))
+    });
+    let max_age = if leaderless {
+        Duration::from_secs(1)
+    } else {
+        METADATA_MAX_AGE
+    };
+    if let Err(e) = ctx.source.refresh_metadata_if_older(max_age).await {
+        tracing::warn!(route = %ctx.route, "source metadata refresh failed: {e}");
+    }
+}
+
 async fn run_broker_fetcher(ctx: Arc<FetchContext>, broker: i32, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
-        let claimed = claim_partitions(&ctx, broker);
+        let (claimed, busy_waiting) = claim_partitions(&ctx, broker);
         if claimed.is_empty() {
             tokio::select! {
                 _ = ctx.wake.notified() => {}
@@ -70,7 +97,7 @@ async fn run_broker_fetcher(ctx: Arc<FetchContext>, broker: i32, mut stop: watch
             continue;
         }
         tokio::select! {
-            _ = fetch_once(&ctx, broker, &claimed) => {}
+            _ = fetch_once(&ctx, broker, &claimed, busy_waiting) => {}
             _ = stop.changed() => {}
         }
         for p in &claimed {
@@ -79,18 +106,27 @@ async fn run_broker_fetcher(ctx: Arc<FetchContext>, broker: i32, mut stop: watch
     }
 }
 
-/// Claims the partitions this broker leads that are ready for a fetch.
-fn claim_partitions(ctx: &FetchContext, broker: i32) -> Vec<Arc<PartitionShared>> {
+/// Claims the partitions this broker leads that are ready for a fetch. Also says whether
+/// one of its partitions is only waiting for room downstream (it will be ready soon).
+fn claim_partitions(ctx: &FetchContext, broker: i32) -> (Vec<Arc<PartitionShared>>, bool) {
     let meta = ctx.source.metadata();
-    ctx.partitions
+    let mut busy_waiting = false;
+    let mut claimed = Vec::new();
+    for p in ctx
+        .partitions
         .iter()
         .filter(|p| meta.leader(&p.source_topic, p.partition) == Some(broker))
-        .filter(|p| p.ready_to_fetch() && p.claim())
-        .cloned()
-        .collect()
+    {
+        if p.ready_to_fetch() && p.claim() {
+            claimed.push(p.clone());
+        } else if p.error().is_none() {
+            busy_waiting = true;
+        }
+    }
+    (claimed, busy_waiting)
 }
 
-async fn fetch_once(ctx: &FetchContext, broker: i32, claimed: &[Arc<PartitionShared>]) {
+async fn fetch_once(ctx: &FetchContext, broker: i32, claimed: &[Arc<PartitionShared>], busy_waiting: bool) {
     let requests: Vec<PartitionFetch> = claimed
         .iter()
         .map(|p| PartitionFetch {
@@ -102,7 +138,13 @@ async fn fetch_once(ctx: &FetchContext, broker: i32, claimed: &[Arc<PartitionSha
         })
         .collect();
     let result = match ctx.source.broker(broker, Purpose::Fetch).await {
-        Ok(conn) => fetch(&conn, ctx.params, &requests).await,
+        Ok(conn) => {
+            let mut params = ctx.params;
+            if busy_waiting {
+                params.max_wait_ms = params.max_wait_ms.min(SHORT_WAIT_MS);
+            }
+            fetch(&conn, params, &requests).await
+        }
         Err(e) => Err(e),
     };
     let responses = match result {
@@ -114,6 +156,7 @@ async fn fetch_once(ctx: &FetchContext, broker: i32, claimed: &[Arc<PartitionSha
             return;
         }
     };
+    let mut retriable_errors = false;
     for fetched in responses {
         let Some(part) = claimed
             .iter()
@@ -125,20 +168,28 @@ async fn fetch_once(ctx: &FetchContext, broker: i32, claimed: &[Arc<PartitionSha
             .iter()
             .find(|r| r.topic == fetched.topic && r.partition == fetched.partition)
             .map_or(part.next_fetch(), |r| r.fetch_offset);
-        handle_partition(ctx, part, fetch_offset, fetched).await;
+        retriable_errors |= handle_partition(ctx, part, fetch_offset, fetched).await;
+    }
+    if retriable_errors {
+        tokio::time::sleep(ctx.retry_backoff).await;
     }
 }
 
-async fn handle_partition(ctx: &FetchContext, part: &PartitionShared, fetch_offset: i64, fetched: FetchedPartition) {
+/// Handles one partition of a response; true when it had a retriable error.
+async fn handle_partition(
+    ctx: &FetchContext,
+    part: &PartitionShared,
+    fetch_offset: i64,
+    fetched: FetchedPartition,
+) -> bool {
     if let Some(error) = ResponseError::try_from_code(fetched.error_code) {
-        handle_partition_error(ctx, part, fetch_offset, &fetched, error).await;
-        return;
+        return handle_partition_error(ctx, part, fetch_offset, &fetched, error).await;
     }
     let (batches, next) = match split_batches(ctx, part, fetch_offset, fetched.records) {
         Ok(found) => found,
         Err(message) => {
             part.fail(message);
-            return;
+            return false;
         }
     };
     if next > fetch_offset {
@@ -149,7 +200,7 @@ async fn handle_partition(ctx: &FetchContext, part: &PartitionShared, fetch_offs
                 // A batch larger than the whole budget still goes through, alone.
                 let units = bytes.div_ceil(BUDGET_UNIT).clamp(1, ctx.budget_units) as u32;
                 let Ok(permit) = ctx.budget.clone().acquire_many_owned(units).await else {
-                    return;
+                    return false;
                 };
                 Some(Arc::new(permit))
             }
@@ -162,10 +213,11 @@ async fn handle_partition(ctx: &FetchContext, part: &PartitionShared, fetch_offs
             })
             .is_err()
         {
-            return; // the sink is gone (route stopping); the position stays where it was
+            return false; // the sink is gone (route stopping); the position stays where it was
         }
     }
     part.fetched(next, fetched.high_watermark);
+    false
 }
 
 /// Splits a partition's records into the batches to forward and the next fetch offset.
@@ -248,16 +300,22 @@ async fn handle_partition_error(
     fetch_offset: i64,
     fetched: &FetchedPartition,
     error: ResponseError,
-) {
+) -> bool {
+    let where_ = format!(
+        "route '{}': source cluster '{}' {}",
+        ctx.route,
+        ctx.source.name(),
+        part.label()
+    );
     match error {
         ResponseError::OffsetOutOfRange => part.fail(format!(
-            "route '{}': source cluster '{}' {}: fetch offset {fetch_offset} is out of range \
-             (log start {}, high watermark {}): records were deleted before they were replicated",
-            ctx.route,
-            ctx.source.name(),
-            part.label(),
-            fetched.log_start_offset,
-            fetched.high_watermark
+            "{where_}: fetch offset {fetch_offset} is out of range (log start {}, high watermark {}): \
+             records were deleted before they were replicated",
+            fetched.log_start_offset, fetched.high_watermark
+        )),
+        ResponseError::UnknownTopicId if topic_recreated(ctx, part) => part.fail(format!(
+            "{where_}: the topic was deleted and created again (its topic id changed); \
+             replication stopped at offset {fetch_offset} rather than mixing two topics' data"
         )),
         e if e.is_retriable()
             || matches!(
@@ -267,13 +325,20 @@ async fn handle_partition_error(
         {
             tracing::debug!(route = %ctx.route, partition = %part.label(), "fetch: {e}, refreshing metadata");
             let _ = ctx.source.refresh_metadata_if_older(ctx.retry_backoff).await;
+            return true;
         }
         e => part.fail(format!(
-            "route '{}': source cluster '{}' {}: fetch at offset {fetch_offset} failed: {e} (code {})",
-            ctx.route,
-            ctx.source.name(),
-            part.label(),
+            "{where_}: fetch at offset {fetch_offset} failed: {e} (code {})",
             e.code()
         )),
     }
+    false
+}
+
+/// True when fresh metadata names the partition's topic with another topic id.
+fn topic_recreated(ctx: &FetchContext, part: &PartitionShared) -> bool {
+    let meta = ctx.source.metadata();
+    meta.topics
+        .get(&part.source_topic)
+        .is_some_and(|t| !t.id.is_nil() && t.id != part.topic_id)
 }

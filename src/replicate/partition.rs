@@ -104,7 +104,10 @@ impl PartitionShared {
 
     /// True when a fetch may be sent: not stopped, not being fetched, room in the sink queue.
     pub fn ready_to_fetch(&self) -> bool {
-        !self.claimed.load(Ordering::Acquire) && self.sender.capacity() > 0 && self.error().is_none()
+        !self.claimed.load(Ordering::Acquire)
+            && !self.sender.is_closed()
+            && self.sender.capacity() > 0
+            && self.error().is_none()
     }
 
     /// Claims the partition for one fetch; false if another fetcher has it.

@@ -158,6 +158,23 @@ impl RouteHandle {
     }
 }
 
+/// Aborts a task when dropped, so that aborting the supervising task stops the sink too.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The broker-side Produce timeout: clearly below the client's request timeout, so that a
+/// slow in-sync-replica wait comes back as REQUEST_TIMED_OUT instead of the client giving up
+/// on (and closing) a connection that other partitions share.
+fn produce_timeout_ms(request_timeout: Duration) -> i32 {
+    let ms = request_timeout.as_millis() as i64;
+    (ms - 5_000).max(ms / 2).clamp(1, i64::from(i32::MAX)) as i32
+}
+
 /// Sets up and starts a route.
 pub async fn start_route(
     cfg: &RouteConfig,
@@ -180,7 +197,7 @@ pub async fn start_route(
         target: target.clone(),
         max_in_flight: cfg.max_in_flight.clamp(1, 5),
         retry_backoff: cfg.retry_backoff,
-        produce_timeout_ms: target.config().request_timeout.as_millis() as i32,
+        produce_timeout_ms: produce_timeout_ms(target.config().request_timeout),
         observer,
         wake: wake.clone(),
         producer,
@@ -193,7 +210,17 @@ pub async fn start_route(
             resumed_batches += matched;
             let (part, rx) =
                 PartitionShared::new(topic.clone(), topic.clone(), partition, topic_id, acked, QUEUE_CHUNKS);
-            sinks.spawn(run_sink(sink_ctx.clone(), part.clone(), rx, stop_rx.clone()));
+            let sink = tokio::spawn(run_sink(sink_ctx.clone(), part.clone(), rx, stop_rx.clone()));
+            let watched = part.clone();
+            sinks.spawn(async move {
+                let mut sink = AbortOnDrop(sink);
+                if let Err(e) = (&mut sink.0).await {
+                    watched.fail(format!(
+                        "{}: the partition's sink task ended abnormally: {e}",
+                        watched.label()
+                    ));
+                }
+            });
             partitions.push(part);
         }
     }

@@ -191,9 +191,13 @@ impl Sink {
             let header = rewrite_header(&out.batch, &stamp);
             match self.send(&header, &out.batch).await {
                 Ok(response) => self.window.push_back(InFlight { out, header, response }),
-                Err(e) => {
+                Err(e) if e.is_retriable() => {
                     self.pending.push_front(out);
                     self.rewind(&format!("send failed: {e}"), true).await;
+                    return false;
+                }
+                Err(e) => {
+                    self.part.fail(self.describe(&out, &e.to_string()));
                     return false;
                 }
             }
@@ -268,7 +272,7 @@ impl Sink {
                 self.window.push_front(done);
                 self.reset_producer(outcome.error_code).await;
             }
-            Some(e) if e.is_retriable() => {
+            Some(e) if e.is_retriable() && !never_accepted(e) => {
                 self.window.push_front(done);
                 self.rewind(&format!("{e}"), true).await;
             }
@@ -321,11 +325,15 @@ impl Sink {
         }
         self.failures = self.failures.saturating_add(1);
         self.part.counters.produce_retries.fetch_add(1, Ordering::Relaxed);
-        let backoff = self
+        // Exponential, capped, with a per-partition jitter so that many partitions failing
+        // together (a broker restart) do not all come back at the same instant.
+        let base = self
             .ctx
             .retry_backoff
             .saturating_mul(1 << self.failures.min(4))
             .min(Duration::from_secs(2));
+        let jitter = base.mul_f64(f64::from(self.part.partition.rem_euclid(16)) / 64.0);
+        let backoff = base + jitter;
         tracing::warn!(route = %self.ctx.route, partition = %self.part.label(), "produce retry in {backoff:?}: {reason}");
         tokio::time::sleep(backoff).await;
         if refresh {
@@ -365,6 +373,18 @@ impl Sink {
             self.part.partition
         )
     }
+}
+
+/// Errors that Kafka calls retriable but that the same bytes will meet again: sending the
+/// batch again cannot help, so the partition stops instead of retrying forever.
+fn never_accepted(error: ResponseError) -> bool {
+    matches!(
+        error,
+        ResponseError::CorruptMessage
+            | ResponseError::InvalidRecord
+            | ResponseError::MessageTooLarge
+            | ResponseError::RecordListTooLarge
+    )
 }
 
 /// Kafka sequence numbers wrap to 0 after `i32::MAX`.

@@ -111,6 +111,9 @@ pub struct Cluster {
     config: ClusterConfig,
     name: Arc<str>,
     state: Mutex<State>,
+    /// Held while a metadata refresh is in flight, so that concurrent callers wait for it
+    /// instead of sending their own (single flight).
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 /// Broker id used for connections made to a bootstrap address.
@@ -124,6 +127,7 @@ impl Cluster {
             config,
             name,
             state: Mutex::new(State::default()),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -258,19 +262,27 @@ impl Cluster {
     /// Refreshes metadata for all topics unless it was refreshed less than `min_age` ago:
     /// many partitions hitting NOT_LEADER at once cause one refresh, not one each.
     pub async fn refresh_metadata_if_older(&self, min_age: Duration) -> Result<(), WireError> {
-        let fresh = self
-            .state
-            .lock()
-            .expect("cluster lock")
-            .last_refresh
-            .is_some_and(|t| t.elapsed() < min_age);
-        if !fresh {
-            self.refresh_metadata(None).await?;
+        let _one_at_a_time = self.refreshing.lock().await;
+        if self.metadata_age().is_some_and(|age| age < min_age) {
+            return Ok(()); // refreshed meanwhile, by us or by whoever held the lock
         }
+        self.refresh_metadata(None).await?;
         Ok(())
     }
 
+    /// Time since the last successful metadata refresh.
+    pub fn metadata_age(&self) -> Option<Duration> {
+        self.state
+            .lock()
+            .expect("cluster lock")
+            .last_refresh
+            .map(|t| t.elapsed())
+    }
+
     /// Fetches metadata for `topics` (all topics when `None`) and updates the cache.
+    ///
+    /// Topics missing from the answer keep their cached entry: a broker that answers with
+    /// incomplete metadata must not make every partition lose its leader.
     pub async fn refresh_metadata(&self, topics: Option<&[String]>) -> Result<Arc<Metadata>, WireError> {
         let conn = self.any_broker().await?;
         let version = conn.version_for::<MetadataRequest>(12)?;
@@ -290,9 +302,6 @@ impl Cluster {
         let mut merged = (*st.metadata).clone();
         merged.brokers = fresh.brokers;
         merged.controller_id = fresh.controller_id;
-        if topics.is_none() {
-            merged.topics.clear();
-        }
         merged.topics.extend(fresh.topics);
         st.metadata = Arc::new(merged);
         st.last_refresh = Some(Instant::now());

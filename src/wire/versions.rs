@@ -8,9 +8,10 @@
 
 use std::collections::HashMap;
 
+use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
-use kafka_protocol::protocol::{Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 use super::conn::Connection;
 use super::error::WireError;
@@ -49,26 +50,37 @@ pub(super) async fn negotiate(conn: &Connection) -> Result<ApiVersions, WireErro
     let request = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("kferry"))
         .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-    let response = conn.call(&request, 3).await?;
-    let response = if response.error_code == ResponseError::UnsupportedVersion.code() {
-        conn.call(&ApiVersionsRequest::default(), 0).await?
-    } else {
-        response
-    };
+    // A broker that does not know v3 answers in the v0 layout with UNSUPPORTED_VERSION:
+    // read the error code (the first field in every version) before decoding the rest.
+    let mut body = BytesMut::new();
+    request
+        .encode(&mut body, 3)
+        .map_err(|e| protocol_error(conn, 3, format!("encode: {e}")))?;
+    let mut frame = conn.send(ApiVersionsRequest::KEY, 3, vec![body.freeze()]).await?;
+    let response =
+        if frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == ResponseError::UnsupportedVersion.code() {
+            conn.call(&ApiVersionsRequest::default(), 0).await?
+        } else {
+            ApiVersionsResponse::decode(&mut frame, 3).map_err(|e| protocol_error(conn, 3, format!("decode: {e}")))?
+        };
     super::error::check_code(conn.cluster(), response.error_code, || {
         format!("broker {}: ApiVersions", conn.addr())
     })?;
     let versions = ApiVersions::from_response(&response);
     if versions.range(ApiVersionsRequest::KEY).is_none() {
-        return Err(WireError::Protocol {
-            cluster: conn.cluster().to_string(),
-            addr: conn.addr().to_string(),
-            api: "ApiVersions",
-            version: 3,
-            message: "broker advertised no API versions".to_string(),
-        });
+        return Err(protocol_error(conn, 3, "broker advertised no API versions".to_string()));
     }
     Ok(versions)
+}
+
+fn protocol_error(conn: &Connection, version: i16, message: String) -> WireError {
+    WireError::Protocol {
+        cluster: conn.cluster().to_string(),
+        addr: conn.addr().to_string(),
+        api: "ApiVersions",
+        version,
+        message,
+    }
 }
 
 #[cfg(test)]
