@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::replicate::{RouteConfig, StartPosition, TopicFilter};
+use crate::batch::Compression;
+use crate::replicate::{CorruptPolicy, OversizePolicy, RouteConfig, StartPosition, TopicFilter};
 use crate::wire::ClusterConfig;
 
 /// A config error, naming the file and the key.
@@ -82,6 +83,18 @@ pub struct RouteSection {
     pub fetch_max_wait_ms: u32,
     #[serde(rename = "buffer.memory", default = "default_buffer_memory")]
     pub buffer_memory: u64,
+    /// Codec on the target: "keep" (default: each batch's own), "none", "gzip", "snappy", "lz4", "zstd".
+    #[serde(default = "default_keep")]
+    pub compression: String,
+    /// A batch larger than the target topic's max.message.bytes: "split" (default) or "fail".
+    #[serde(default = "default_split")]
+    pub oversize: String,
+    /// Verify each source batch's CRC before forwarding it (Kafka consumer's `check.crcs`).
+    #[serde(rename = "check.crcs", default = "default_true")]
+    pub check_crcs: bool,
+    /// A source batch with a bad CRC: "fail" (default, the partition stops) or "skip".
+    #[serde(rename = "corrupt.batch", default = "default_fail")]
+    pub corrupt_batch: String,
 }
 
 /// The whole file.
@@ -117,6 +130,18 @@ fn default_fetch_max_bytes() -> u32 {
 }
 fn default_fetch_wait_ms() -> u32 {
     500
+}
+fn default_keep() -> String {
+    "keep".to_string()
+}
+fn default_split() -> String {
+    "split".to_string()
+}
+fn default_fail() -> String {
+    "fail".to_string()
+}
+fn default_true() -> bool {
+    true
 }
 fn default_buffer_memory() -> u64 {
     256 * 1024 * 1024
@@ -182,6 +207,16 @@ impl Config {
                     "must be \"earliest\" or \"latest\"".to_string(),
                 )
             })?;
+            parse_compression(&r.compression).ok_or_else(|| {
+                (
+                    key("compression"),
+                    "must be \"keep\", \"none\", \"gzip\", \"snappy\", \"lz4\" or \"zstd\"".to_string(),
+                )
+            })?;
+            parse_oversize(&r.oversize)
+                .ok_or_else(|| (key("oversize"), "must be \"split\" or \"fail\"".to_string()))?;
+            parse_corrupt(&r.corrupt_batch)
+                .ok_or_else(|| (key("corrupt.batch"), "must be \"fail\" or \"skip\"".to_string()))?;
             if r.source == r.target {
                 return Err((
                     key("target"),
@@ -261,9 +296,42 @@ impl Config {
                 rc.fetch_max_bytes = r.fetch_max_bytes as i32;
                 rc.fetch_max_wait_ms = r.fetch_max_wait_ms as i32;
                 rc.buffer_memory = r.buffer_memory;
+                rc.compression = parse_compression(&r.compression).flatten();
+                rc.oversize = parse_oversize(&r.oversize).unwrap_or(OversizePolicy::Split);
+                rc.check_crcs = r.check_crcs;
+                rc.corrupt = parse_corrupt(&r.corrupt_batch).unwrap_or(CorruptPolicy::Fail);
                 rc
             })
             .collect()
+    }
+}
+
+/// `Some(None)` for "keep", `Some(Some(codec))` for a codec, `None` when invalid.
+fn parse_compression(s: &str) -> Option<Option<Compression>> {
+    Some(match s {
+        "keep" => None,
+        "none" => Some(Compression::None),
+        "gzip" => Some(Compression::Gzip),
+        "snappy" => Some(Compression::Snappy),
+        "lz4" => Some(Compression::Lz4),
+        "zstd" => Some(Compression::Zstd),
+        _ => return None,
+    })
+}
+
+fn parse_oversize(s: &str) -> Option<OversizePolicy> {
+    match s {
+        "split" => Some(OversizePolicy::Split),
+        "fail" => Some(OversizePolicy::Fail),
+        _ => None,
+    }
+}
+
+fn parse_corrupt(s: &str) -> Option<CorruptPolicy> {
+    match s {
+        "fail" => Some(CorruptPolicy::Fail),
+        "skip" => Some(CorruptPolicy::Skip),
+        _ => None,
     }
 }
 
@@ -340,6 +408,21 @@ topics = ["orders.*"]
         assert_eq!(e.key, "routes[0].commit.interval.ms");
         let e = load_str(&format!("{GOOD}\"fetch.max.wait.ms\" = 40000\n")).unwrap_err();
         assert_eq!(e.key, "clusters.a.request.timeout.ms");
+    }
+
+    #[test]
+    fn slow_path_options_parse() {
+        let c = load_str(&format!(
+            "{GOOD}compression = \"zstd\"\noversize = \"fail\"\n\"corrupt.batch\" = \"skip\"\n"
+        ))
+        .unwrap();
+        let r = &c.route_configs()[0];
+        assert_eq!(r.compression, Some(Compression::Zstd));
+        assert_eq!(r.oversize, OversizePolicy::Fail);
+        assert_eq!(r.corrupt, CorruptPolicy::Skip);
+        assert!(r.check_crcs);
+        let e = load_str(&format!("{GOOD}compression = \"brotli\"\n")).unwrap_err();
+        assert_eq!(e.key, "routes[0].compression");
     }
 
     #[test]

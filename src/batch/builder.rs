@@ -192,14 +192,20 @@ impl BatchBuilder {
 
     /// Encodes the batch with records compressed by `compress` (e.g. a zstd or lz4
     /// frame encoder) and the codec bits set to `compression`.
-    pub fn build_compressed(
-        mut self,
-        compression: Compression,
-        compress: impl FnOnce(&[u8]) -> Vec<u8>,
-    ) -> RecordBatch {
+    pub fn build_compressed(self, compression: Compression, compress: impl FnOnce(&[u8]) -> Vec<u8>) -> RecordBatch {
         let payload = compress(&self.encode_records());
+        self.build_raw(compression, &payload)
+    }
+
+    /// Encodes the batch around a records section the caller already encoded (and
+    /// compressed with `compression`), with the codec bits set to `compression`.
+    ///
+    /// Records added to the builder are not written, but still drive the derived header
+    /// fields, so a caller that adds none must set `lastOffsetDelta`, `maxTimestamp` and
+    /// `recordCount` itself (the slow path in [`mod@super::reencode`] does).
+    pub fn build_raw(mut self, compression: Compression, payload: &[u8]) -> RecordBatch {
         self.attributes = self.attributes.with_compression(compression);
-        self.finish(&payload)
+        self.finish(payload)
     }
 
     fn next_offset_delta(&self) -> i32 {

@@ -10,7 +10,12 @@
 //!   ([`rewrite_header`]) whose CRC-32C is *patched* ([`crc::patch_crc`]) rather than
 //!   recomputed, so the (possibly compressed) payload is never read, let alone decoded;
 //! * decode and build uncompressed records ([`decode_records`], [`BatchBuilder`]) for
-//!   tests, benches and the slow path.
+//!   tests, benches and the slow path;
+//! * take the slow path for the batches Kafka forces a forwarder to decode: compacted
+//!   batches with offset gaps ([`reencode::close_gaps_uncompressed`], [`reencode::reencode`]),
+//!   legacy v0/v1 message sets ([`legacy::decode_legacy`], [`legacy::upconvert`]), with the
+//!   four codecs in [`codec`]; read transaction markers ([`control::control_type`]); and
+//!   place keyed records as Kafka's default partitioner does ([`partitioner`]).
 //!
 //! # Batch v2 layout
 //!
@@ -37,20 +42,31 @@
 //! * Kafka `clients/.../record/DefaultRecordBatch.java` (layout, CRC range, attributes)
 //! * Kafka `clients/.../record/ByteBufferLogInputStream.java` (walking a fetched blob)
 //! * Kafka `storage/.../log/LogValidator.java` (what a broker accepts on produce)
+//! * Kafka `clients/.../record/LegacyRecord.java`, `AbstractLegacyRecordBatch.java`
+//!   (v0/v1 message sets, see [`legacy`])
 //! * KIP-98 (idempotent and transactional producer: the v2 format),
 //!   KIP-32 (timestamps), KIP-534 (delete horizon attribute)
 
 pub mod blob;
 pub mod builder;
+pub mod codec;
+pub mod control;
 pub mod crc;
 pub mod header;
+pub mod legacy;
+pub mod partitioner;
 pub mod records;
+pub mod reencode;
 pub mod rewrite;
 
 pub use blob::{BlobIter, FetchedEntry};
 pub use builder::{BatchBuilder, ControlType};
+pub use control::control_type;
 pub use header::{Attributes, Compression, RecordBatch};
+pub use legacy::{decode_legacy, upconvert, LegacyMessage};
+pub use partitioner::{murmur2, partition_for_key};
 pub use records::{decode_records, Record};
+pub use reencode::{close_gaps_uncompressed, decode_batch, reencode, ReencodeOptions, Reencoded};
 pub use rewrite::{rewrite_header, ProducerStamp};
 
 /// Size of the v2 batch header; the records (payload) start right after it.
@@ -168,6 +184,48 @@ pub enum BatchError {
         /// The batch's codec.
         compression: Compression,
     },
+    /// A payload failed to decompress (or, for an unknown codec, to compress).
+    #[error("{compression:?} codec failed for the entry at offset {offset}: {reason}")]
+    Codec {
+        /// baseOffset of the batch or offset of the legacy wrapper; -1 when the codec
+        /// was called on bare bytes ([`codec::decompress`]).
+        offset: i64,
+        /// The codec.
+        compression: Compression,
+        /// The codec library's message.
+        reason: String,
+    },
+    /// A payload decompresses to more than the caller's cap (a decompression bomb, or a
+    /// cap below the source's `max.message.bytes` × compression ratio).
+    #[error("{compression:?} payload at offset {offset} decompresses to more than {limit} bytes")]
+    DecompressedTooLarge {
+        /// As in [`BatchError::Codec`].
+        offset: i64,
+        /// The codec.
+        compression: Compression,
+        /// The cap that was exceeded.
+        limit: usize,
+    },
+    /// The stored CRC-32 (IEEE) of a legacy v0/v1 message does not match its bytes.
+    #[error("CRC mismatch in legacy message at offset {offset}: stored {expected:#010x}, computed {actual:#010x}")]
+    MessageCrcMismatch {
+        /// Absolute offset of the message.
+        offset: i64,
+        /// CRC stored in the message.
+        expected: u32,
+        /// CRC-32 computed over its magic byte to its end.
+        actual: u32,
+    },
+    /// Valid data this code will not turn into a producible batch (a control batch, a
+    /// control record type other than abort/commit, a batch that is not a control batch
+    /// where one is expected).
+    #[error("entry at offset {offset} is not supported here: {reason}")]
+    Unsupported {
+        /// baseOffset of the batch or offset of the entry.
+        offset: i64,
+        /// What is not supported.
+        reason: &'static str,
+    },
 }
 
 impl BatchError {
@@ -177,10 +235,41 @@ impl BatchError {
             BatchError::TooShort { .. } => None,
             BatchError::BadMagic { offset, .. }
             | BatchError::LengthMismatch { offset, .. }
-            | BatchError::Corrupt { offset, .. } => Some(offset),
+            | BatchError::Corrupt { offset, .. }
+            | BatchError::MessageCrcMismatch { offset, .. }
+            | BatchError::Unsupported { offset, .. } => Some(offset),
+            BatchError::Codec { offset, .. } | BatchError::DecompressedTooLarge { offset, .. } => {
+                (offset >= 0).then_some(offset)
+            }
             BatchError::CrcMismatch { base_offset, .. } | BatchError::Compressed { base_offset, .. } => {
                 Some(base_offset)
             }
+        }
+    }
+
+    /// This error with the entry offset filled in, for codec errors raised on bare
+    /// bytes; other errors are returned unchanged.
+    pub(crate) fn at_offset(self, at: i64) -> Self {
+        match self {
+            BatchError::Codec {
+                offset: -1,
+                compression,
+                reason,
+            } => BatchError::Codec {
+                offset: at,
+                compression,
+                reason,
+            },
+            BatchError::DecompressedTooLarge {
+                offset: -1,
+                compression,
+                limit,
+            } => BatchError::DecompressedTooLarge {
+                offset: at,
+                compression,
+                limit,
+            },
+            other => other,
         }
     }
 }

@@ -117,13 +117,16 @@ pub fn decode_records(batch: &RecordBatch) -> Result<Vec<Record>, BatchError> {
             compression,
         });
     }
-    let mut cursor = Cursor {
-        buf: batch.payload(),
-        pos: 0,
-        base_offset: batch.base_offset(),
-    };
-    let count = usize::try_from(batch.record_count())
-        .map_err(|_| cursor.corrupt_at(field::RECORD_COUNT, "negative recordCount"))?;
+    decode_payload(batch.payload(), batch.record_count(), batch.base_offset())
+}
+
+/// Decodes `record_count` records from an uncompressed records section (a batch's
+/// payload, or a compressed payload once decompressed), as [`decode_records`] does.
+/// Error positions are `61 +` the position in `payload`.
+pub(crate) fn decode_payload(payload: Bytes, record_count: i32, base_offset: i64) -> Result<Vec<Record>, BatchError> {
+    let mut cursor = Cursor::new(payload, base_offset);
+    let count =
+        usize::try_from(record_count).map_err(|_| cursor.corrupt_at(field::RECORD_COUNT, "negative recordCount"))?;
     let mut records = Vec::with_capacity(count.min(cursor.remaining() / MIN_RECORD_LEN));
     for _ in 0..count {
         records.push(cursor.record()?);
@@ -135,17 +138,29 @@ pub fn decode_records(batch: &RecordBatch) -> Result<Vec<Record>, BatchError> {
 }
 
 /// Reads records from a payload, reporting positions relative to the batch start.
-struct Cursor {
+pub(crate) struct Cursor {
     buf: Bytes,
     pos: usize,
     base_offset: i64,
 }
 
 impl Cursor {
-    fn remaining(&self) -> usize {
+    /// A cursor at the start of `payload`, the records section of batch `base_offset`.
+    pub(crate) fn new(payload: Bytes, base_offset: i64) -> Self {
+        Cursor {
+            buf: payload,
+            pos: 0,
+            base_offset,
+        }
+    }
+    /// Position in the payload.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+    pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
-    fn corrupt(&self, reason: &'static str) -> BatchError {
+    pub(crate) fn corrupt(&self, reason: &'static str) -> BatchError {
         self.corrupt_at(HEADER_LEN + self.pos, reason)
     }
     fn corrupt_at(&self, position: usize, reason: &'static str) -> BatchError {
@@ -216,7 +231,7 @@ impl Cursor {
         }
     }
 
-    fn take(&mut self, len: usize) -> Result<Bytes, BatchError> {
+    pub(crate) fn take(&mut self, len: usize) -> Result<Bytes, BatchError> {
         if len > self.remaining() {
             return Err(self.corrupt("field length exceeds the record"));
         }
@@ -225,11 +240,11 @@ impl Cursor {
         Ok(out)
     }
 
-    fn varint(&mut self) -> Result<i32, BatchError> {
+    pub(crate) fn varint(&mut self) -> Result<i32, BatchError> {
         let raw = self.unsigned_varint(5)? as u32;
         Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
     }
-    fn varlong(&mut self) -> Result<i64, BatchError> {
+    pub(crate) fn varlong(&mut self) -> Result<i64, BatchError> {
         let raw = self.unsigned_varint(10)?;
         Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
@@ -252,10 +267,10 @@ impl Cursor {
     }
 }
 
-fn put_varint(out: &mut BytesMut, value: i32) {
+pub(crate) fn put_varint(out: &mut BytesMut, value: i32) {
     put_unsigned(out, u64::from(((value << 1) ^ (value >> 31)) as u32));
 }
-fn put_varlong(out: &mut BytesMut, value: i64) {
+pub(crate) fn put_varlong(out: &mut BytesMut, value: i64) {
     put_unsigned(out, ((value << 1) ^ (value >> 63)) as u64);
 }
 fn put_unsigned(out: &mut BytesMut, mut value: u64) {
@@ -275,7 +290,7 @@ fn put_nullable(out: &mut BytesMut, bytes: Option<&Bytes>) {
     }
 }
 
-fn varint_len(value: i32) -> usize {
+pub(crate) fn varint_len(value: i32) -> usize {
     unsigned_len(u64::from(((value << 1) ^ (value >> 31)) as u32))
 }
 fn varlong_len(value: i64) -> usize {

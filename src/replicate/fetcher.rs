@@ -13,8 +13,11 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use tokio::sync::{watch, Notify, Semaphore};
 
-use super::partition::{Chunk, PartitionShared};
-use crate::batch::{BlobIter, FetchedEntry, RecordBatch};
+use super::partition::{Chunk, Forward, PartitionShared};
+use super::slowpath::{prepare, upconvert_legacy, OversizePolicy, PrepareError, SlowPathOptions};
+use super::txn::{Released, TxnFilter};
+use super::CorruptPolicy;
+use crate::batch::{BlobIter, Compression, FetchedEntry, RecordBatch};
 use crate::wire::fetch::{fetch, FetchParams, FetchedPartition, PartitionFetch};
 use crate::wire::{Cluster, Purpose};
 
@@ -23,6 +26,9 @@ const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
 /// Fetch wait used while a partition of the same broker waits for room downstream, so that
 /// an idle partition's long poll does not delay the busy one.
 const SHORT_WAIT_MS: i32 = 20;
+
+/// Cap on the decompressed size of one batch on the slow path.
+const MAX_DECOMPRESSED: usize = 256 << 20;
 
 /// Budget permits are counted in KiB so that a `u32` covers any sensible buffer size.
 pub const BUDGET_UNIT: usize = 1024;
@@ -40,6 +46,23 @@ pub struct FetchContext {
     /// Signalled by sinks when they take a chunk (there is room to fetch again).
     pub wake: Arc<Notify>,
     pub retry_backoff: Duration,
+    pub compression: Option<Compression>,
+    pub oversize: OversizePolicy,
+    pub check_crcs: bool,
+    pub corrupt: CorruptPolicy,
+    /// Bytes a partition may hold behind an undecided transaction before it stops.
+    pub max_held_bytes: usize,
+}
+
+impl FetchContext {
+    fn slow_path_options(&self, part: &PartitionShared) -> SlowPathOptions {
+        SlowPathOptions {
+            compression: self.compression,
+            max_message_bytes: part.max_message_bytes,
+            oversize: self.oversize,
+            max_decompressed: MAX_DECOMPRESSED,
+        }
+    }
 }
 
 /// Starts a fetcher for every broker that leads one of the route's partitions, and more as
@@ -185,18 +208,18 @@ async fn handle_partition(
     if let Some(error) = ResponseError::try_from_code(fetched.error_code) {
         return handle_partition_error(ctx, part, fetch_offset, &fetched, error).await;
     }
-    let (batches, next) = match split_batches(ctx, part, fetch_offset, fetched.records) {
-        Ok(found) => found,
+    let split = match split_batches(ctx, part, fetch_offset, &fetched) {
+        Ok(split) => split,
         Err(message) => {
             part.fail(message);
             return false;
         }
     };
-    if next > fetch_offset {
-        let budget = match batches.is_empty() {
+    if split.end_offset > part.delivered_end() || !split.forwards.is_empty() {
+        let budget = match split.forwards.is_empty() {
             true => None,
             false => {
-                let bytes: usize = batches.iter().map(RecordBatch::len).sum();
+                let bytes: usize = split.forwards.iter().map(|f| f.batch.len()).sum();
                 // A batch larger than the whole budget still goes through, alone.
                 let units = bytes.div_ceil(BUDGET_UNIT).clamp(1, ctx.budget_units) as u32;
                 let Ok(permit) = ctx.budget.clone().acquire_many_owned(units).await else {
@@ -205,28 +228,38 @@ async fn handle_partition(
                 Some(Arc::new(permit))
             }
         };
-        if part
-            .deliver(Chunk {
-                batches,
-                end_offset: next,
-                budget,
-            })
-            .is_err()
-        {
+        let chunk = Chunk {
+            batches: split.forwards,
+            end_offset: split.end_offset,
+            budget,
+        };
+        if part.deliver(chunk).is_err() {
             return false; // the sink is gone (route stopping); the position stays where it was
         }
     }
-    part.fetched(next, fetched.high_watermark);
+    part.fetched(split.next_fetch, fetched.high_watermark);
     false
 }
 
-/// Splits a partition's records into the batches to forward and the next fetch offset.
+/// What one partition's fetched records became.
+struct Split {
+    /// Batches ready for the sink, in source order.
+    forwards: Vec<Forward>,
+    /// Where the next fetch starts (after every complete batch fetched).
+    next_fetch: i64,
+    /// How far the acknowledged position may move once `forwards` are acknowledged: the
+    /// fetch position, or the first batch held by an undecided transaction.
+    end_offset: i64,
+}
+
+/// Turns a partition's fetched records into batches to forward: CRC check, read-committed
+/// filtering, and the fast path or a slow path for each batch.
 fn split_batches(
     ctx: &FetchContext,
     part: &PartitionShared,
     fetch_offset: i64,
-    records: bytes::Bytes,
-) -> Result<(Vec<RecordBatch>, i64), String> {
+    fetched: &FetchedPartition,
+) -> Result<Split, String> {
     let where_ = || {
         format!(
             "route '{}': source cluster '{}' {}",
@@ -235,63 +268,100 @@ fn split_batches(
             part.label()
         )
     };
+    let opts = ctx.slow_path_options(part);
+    let mut txn = part.txn.lock().expect("txn lock");
+    if let Some(list) = &fetched.aborted {
+        txn.handle_aborted_list(list);
+    }
     let mut next = fetch_offset;
-    let mut batches = Vec::new();
-    for entry in BlobIter::new(records, fetch_offset) {
-        let batch = match entry {
-            Ok(FetchedEntry::Batch(b)) => b,
-            Ok(FetchedEntry::Straddling(b)) => {
-                // Only happens when a start position falls inside a batch (a log start moved
-                // by DeleteRecords); kferry's own positions always end a batch. Re-encoding to
-                // drop the leading records is slow-path work, so it is forwarded whole.
+    let mut forwards = Vec::new();
+    for entry in BlobIter::new(fetched.records.clone(), fetch_offset) {
+        let entry =
+            entry.map_err(|e| format!("{}: malformed records at fetch offset {fetch_offset}: {e}", where_()))?;
+        next = entry.next_offset();
+        match entry {
+            FetchedEntry::Batch(b) => accept(ctx, part, &mut txn, b)?,
+            FetchedEntry::Straddling(b) => {
+                // Only when a start position falls inside a batch (a log start moved by
+                // DeleteRecords, or a group offset committed by another client): forwarded whole.
                 tracing::warn!(route = %ctx.route, partition = %part.label(),
                     "fetch offset {fetch_offset} falls inside batch {}..={}; forwarding it whole ({} records below the fetch offset)",
                     b.base_offset(), b.last_offset(), fetch_offset - b.base_offset());
-                part.counters
-                    .straddling_batches
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                b
+                part.counters.straddling.add(b.len());
+                accept(ctx, part, &mut txn, b)?;
             }
-            Ok(FetchedEntry::Legacy { offset, magic, .. }) => {
-                return Err(format!(
-                    "{}: offset {offset}: message format v{magic} (magic {magic}) is not supported yet",
-                    where_()
-                ))
+            FetchedEntry::Legacy { offset, bytes, .. } => {
+                release(part, &mut txn, &opts, &mut forwards).map_err(|e| format!("{}: {e}", where_()))?;
+                if txn.first_held_offset().is_some() {
+                    return Err(format!(
+                        "{}: offset {offset}: a v0/v1 message follows an open transaction",
+                        where_()
+                    ));
+                }
+                let up = upconvert_legacy(offset, &bytes, &opts, &part.counters)
+                    .map_err(|e| format!("{}: offset {offset}: cannot up-convert message set: {e}", where_()))?;
+                forwards.extend(up);
             }
-            Err(e) => {
-                return Err(format!(
-                    "{}: malformed records at fetch offset {fetch_offset}: {e}",
-                    where_()
-                ))
-            }
-        };
-        next = batch.next_offset();
-        if batch.attributes().is_control() {
-            part.counters
-                .control_batches_skipped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            continue;
         }
-        if batch.is_empty_batch() {
-            part.counters
-                .empty_batches_skipped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            continue;
-        }
-        if batch.has_offset_gaps() {
-            return Err(format!(
-                "{}: offset {}: batch has offset gaps ({} records for offsets {}..={}, a compacted batch); \
-                 re-encoding it is not supported yet",
-                where_(),
-                batch.base_offset(),
-                batch.record_count(),
-                batch.base_offset(),
-                batch.last_offset()
-            ));
-        }
-        batches.push(batch);
+        release(part, &mut txn, &opts, &mut forwards).map_err(|e| format!("{}: {e}", where_()))?;
     }
-    Ok((batches, next))
+    if txn.held_bytes() > ctx.max_held_bytes {
+        return Err(format!(
+            "{}: transactions still open at offset {} hold {} bytes, more than half of buffer.memory ({} bytes)",
+            where_(),
+            txn.first_held_offset().unwrap_or(next),
+            txn.held_bytes(),
+            ctx.max_held_bytes
+        ));
+    }
+    let end_offset = txn.first_held_offset().unwrap_or(next);
+    Ok(Split {
+        forwards,
+        next_fetch: next,
+        end_offset,
+    })
+}
+
+/// Checks a batch's CRC (per `check.crcs`) and hands it to the read-committed filter.
+fn accept(ctx: &FetchContext, part: &PartitionShared, txn: &mut TxnFilter, batch: RecordBatch) -> Result<(), String> {
+    let where_ = || {
+        format!(
+            "route '{}': source cluster '{}' {}",
+            ctx.route,
+            ctx.source.name(),
+            part.label()
+        )
+    };
+    if ctx.check_crcs {
+        if let Err(e) = batch.verify_crc() {
+            if ctx.corrupt == CorruptPolicy::Fail {
+                return Err(format!("{}: {e}; the batch was not forwarded", where_()));
+            }
+            tracing::warn!(route = %ctx.route, partition = %part.label(),
+                "skipping corrupt batch at offsets {}..={}: {e}", batch.base_offset(), batch.last_offset());
+            part.counters.corrupt_skipped.add(batch.len());
+            return Ok(());
+        }
+    }
+    txn.handle_batch(batch).map_err(|e| format!("{}: {e}", where_()))
+}
+
+/// Moves the batches the filter has decided into `forwards`, through the fast or slow path.
+fn release(
+    part: &PartitionShared,
+    txn: &mut TxnFilter,
+    opts: &SlowPathOptions,
+    forwards: &mut Vec<Forward>,
+) -> Result<(), PrepareError> {
+    while let Some(released) = txn.poll_released() {
+        match released {
+            Released::Forward(b) => forwards.extend(prepare(b, opts, &part.counters)?),
+            Released::Control { bytes, .. } => part.counters.control_dropped.add(bytes),
+            Released::Empty { bytes, .. } => part.counters.empty_dropped.add(bytes),
+            Released::Aborted { bytes, .. } => part.counters.aborted_dropped.add(bytes),
+        }
+    }
+    Ok(())
 }
 
 async fn handle_partition_error(

@@ -12,6 +12,7 @@
 //! 4. On start, [`reconcile`] matches the target's tail to the source so that batches the
 //!    target already holds are not written twice.
 
+pub mod counters;
 pub mod fetcher;
 pub mod hook;
 pub mod partition;
@@ -20,9 +21,15 @@ pub mod reconcile;
 pub mod route;
 pub mod routing;
 pub mod sink;
+pub mod slowpath;
+pub mod txn;
 
 use std::time::Duration;
 
+use crate::batch::Compression;
+pub use slowpath::OversizePolicy;
+
+pub use counters::{PathCount, PathCounts};
 pub use hook::{BatchObserver, ForwardedBatch};
 pub use partition::{Acked, PartitionShared};
 pub use route::{PartitionStatus, RouteError, RouteHandle};
@@ -77,6 +84,23 @@ pub struct RouteConfig {
     pub max_in_flight: usize,
     /// `retry.backoff.ms`.
     pub retry_backoff: Duration,
+    /// The codec batches get on the target; `None` ("keep") forwards each batch's own.
+    pub compression: Option<Compression>,
+    /// What to do with a batch larger than the target topic's `max.message.bytes`.
+    pub oversize: OversizePolicy,
+    /// `check.crcs`: verify every source batch's CRC before forwarding it.
+    pub check_crcs: bool,
+    /// What to do with a source batch whose CRC does not match.
+    pub corrupt: CorruptPolicy,
+}
+
+/// What to do with a source batch whose CRC does not match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorruptPolicy {
+    /// Stop the partition with an error naming cluster, topic, partition and offset (default).
+    Fail,
+    /// Skip the batch, count it and log it.
+    Skip,
 }
 
 impl RouteConfig {
@@ -98,6 +122,10 @@ impl RouteConfig {
             buffer_memory: 256 * 1024 * 1024,
             max_in_flight: 5,
             retry_backoff: Duration::from_millis(100),
+            compression: None,
+            oversize: OversizePolicy::Split,
+            check_crcs: true,
+            corrupt: CorruptPolicy::Fail,
         }
     }
 

@@ -5,22 +5,59 @@
 //! fetch in flight at most); the sink owns sending and acknowledging; everyone reads the
 //! acknowledged position, which only moves forward and only after the target acknowledged.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
+use super::counters::PartitionCounters;
+use super::txn::TxnFilter;
 use crate::batch::RecordBatch;
+
+/// A batch ready to produce, and the source offsets it stands for.
+///
+/// On the fast path `batch` is the fetched source batch itself. On a slow path it is a
+/// re-encoded batch (base offset 0), so the source offsets are carried here.
+#[derive(Debug)]
+pub struct Forward {
+    pub batch: RecordBatch,
+    /// Source offset of the first record in `batch`.
+    pub source_base: i64,
+    /// Source offset of the last record in `batch`.
+    pub source_last: i64,
+}
+
+impl Forward {
+    /// A source batch forwarded as it is.
+    pub fn fast(batch: RecordBatch) -> Forward {
+        Forward {
+            source_base: batch.base_offset(),
+            source_last: batch.last_offset(),
+            batch,
+        }
+    }
+}
 
 /// Fetched batches for a sink, holding their share of the route's memory budget.
 pub struct Chunk {
-    pub batches: Vec<RecordBatch>,
+    pub batches: Vec<Forward>,
     /// The fetch position after this chunk. It can lie past the last batch when control or
     /// empty batches followed it; once everything before is acknowledged, the acknowledged
     /// position moves here.
     pub end_offset: i64,
     /// Released when the last batch of the chunk has been acknowledged (or dropped).
     pub budget: Option<Arc<OwnedSemaphorePermit>>,
+}
+
+/// What identifies a replicated partition and its target.
+#[derive(Debug, Clone)]
+pub struct PartitionSpec {
+    pub source_topic: String,
+    pub target_topic: String,
+    pub partition: i32,
+    pub topic_id: uuid::Uuid,
+    /// The target topic's `max.message.bytes`.
+    pub max_message_bytes: usize,
 }
 
 /// Source and target positions after the last acknowledged batch.
@@ -36,21 +73,10 @@ pub struct Acked {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionError(pub String);
 
-/// Counters of one partition (monotonic).
-#[derive(Debug, Default)]
-pub struct PartitionCounters {
-    pub batches_out: AtomicU64,
-    pub records_out: AtomicU64,
-    pub bytes_out: AtomicU64,
-    pub control_batches_skipped: AtomicU64,
-    pub empty_batches_skipped: AtomicU64,
-    pub straddling_batches: AtomicU64,
-    pub produce_retries: AtomicU64,
-    pub producer_resets: AtomicU64,
-}
-
 struct Positions {
     next_fetch: i64,
+    /// The `end_offset` of the last chunk handed to the sink.
+    delivered_end: i64,
     acked: Acked,
     high_watermark: i64,
     error: Option<PartitionError>,
@@ -62,25 +88,34 @@ pub struct PartitionShared {
     pub target_topic: String,
     pub partition: i32,
     pub topic_id: uuid::Uuid,
+    /// The target topic's `max.message.bytes`.
+    pub max_message_bytes: usize,
     claimed: AtomicBool,
     positions: Mutex<Positions>,
     sender: mpsc::Sender<Chunk>,
     pub counters: PartitionCounters,
+    /// Read-committed filter; used only by the fetcher that has claimed the partition.
+    pub txn: Mutex<TxnFilter>,
 }
 
 impl PartitionShared {
     /// A partition that resumes at `start`; returns it and the sink's receiving end.
     pub fn new(
-        source_topic: String,
-        target_topic: String,
-        partition: i32,
-        topic_id: uuid::Uuid,
+        spec: PartitionSpec,
         start: Acked,
         queue_chunks: usize,
     ) -> (Arc<PartitionShared>, mpsc::Receiver<Chunk>) {
+        let PartitionSpec {
+            source_topic,
+            target_topic,
+            partition,
+            topic_id,
+            max_message_bytes,
+        } = spec;
         let (sender, receiver) = mpsc::channel(queue_chunks.max(1));
         let positions = Positions {
             next_fetch: start.source_next,
+            delivered_end: start.source_next,
             acked: start,
             high_watermark: -1,
             error: None,
@@ -90,10 +125,12 @@ impl PartitionShared {
             target_topic,
             partition,
             topic_id,
+            max_message_bytes,
             claimed: AtomicBool::new(false),
             positions: Mutex::new(positions),
             sender,
             counters: PartitionCounters::default(),
+            txn: Mutex::new(TxnFilter::default()),
         };
         (Arc::new(shared), receiver)
     }
@@ -136,9 +173,18 @@ impl PartitionShared {
 
     /// Hands fetched batches to the sink (never blocks: capacity was checked before fetching).
     pub fn deliver(&self, chunk: Chunk) -> Result<(), Chunk> {
+        let end = chunk.end_offset;
         self.sender.try_send(chunk).map_err(|e| match e {
             mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
-        })
+        })?;
+        let mut p = self.positions();
+        p.delivered_end = p.delivered_end.max(end);
+        Ok(())
+    }
+
+    /// The end offset of the last chunk handed to the sink.
+    pub fn delivered_end(&self) -> i64 {
+        self.positions().delivered_end
     }
 
     /// The last acknowledged positions.

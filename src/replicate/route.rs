@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 
 use super::fetcher::{run_fetchers, FetchContext, BUDGET_UNIT};
 use super::hook::BatchObserver;
-use super::partition::{Acked, PartitionShared};
+use super::partition::{Acked, PartitionShared, PartitionSpec};
 use super::progress::{self, commit_changed, run_checkpointer, ProgressStore};
 use super::reconcile::{resume_position, ResumeInput};
 use super::sink::{run_sink, SinkContext};
@@ -71,6 +71,8 @@ pub struct PartitionStatus {
     pub batches_out: u64,
     pub produce_retries: u64,
     pub producer_resets: u64,
+    /// Which path each source batch took (fast path, slow paths, not forwarded).
+    pub paths: super::PathCounts,
     pub error: Option<String>,
 }
 
@@ -106,6 +108,7 @@ impl RouteHandle {
                 batches_out: p.counters.batches_out.load(Ordering::Relaxed),
                 produce_retries: p.counters.produce_retries.load(Ordering::Relaxed),
                 producer_resets: p.counters.producer_resets.load(Ordering::Relaxed),
+                paths: p.counters.paths(),
                 error: p.error().map(|e| e.0),
             })
             .collect()
@@ -206,10 +209,17 @@ pub async fn start_route(
     let mut sinks = JoinSet::new();
     let mut resumed_batches = 0;
     for topic in &topics {
+        let max_message_bytes = target_max_message_bytes(&target, topic).await;
         for (acked, matched, topic_id, partition) in resume_topic(cfg, &source, &target, topic).await? {
             resumed_batches += matched;
-            let (part, rx) =
-                PartitionShared::new(topic.clone(), topic.clone(), partition, topic_id, acked, QUEUE_CHUNKS);
+            let spec = PartitionSpec {
+                source_topic: topic.clone(),
+                target_topic: topic.clone(),
+                partition,
+                topic_id,
+                max_message_bytes,
+            };
+            let (part, rx) = PartitionShared::new(spec, acked, QUEUE_CHUNKS);
             let sink = tokio::spawn(run_sink(sink_ctx.clone(), part.clone(), rx, stop_rx.clone()));
             let watched = part.clone();
             sinks.spawn(async move {
@@ -248,6 +258,11 @@ pub async fn start_route(
         budget_units,
         wake,
         retry_backoff: cfg.retry_backoff,
+        compression: cfg.compression,
+        oversize: cfg.oversize,
+        check_crcs: cfg.check_crcs,
+        corrupt: cfg.corrupt,
+        max_held_bytes: (cfg.buffer_memory / 2) as usize,
     });
     let mut background = JoinSet::new();
     background.spawn(run_fetchers(fetch_ctx, stop_rx.clone()));
@@ -368,6 +383,24 @@ async fn ensure_target_topics(
             });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Kafka's default `max.message.bytes` (1 MiB + the 12-byte log overhead).
+const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
+
+/// The target topic's `max.message.bytes`; Kafka's default when the broker does not say.
+async fn target_max_message_bytes(target: &Cluster, topic: &str) -> usize {
+    match target.topic_config(topic, "max.message.bytes").await {
+        Ok(Some(v)) => v.parse().unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+        Ok(None) => DEFAULT_MAX_MESSAGE_BYTES,
+        Err(e) => {
+            tracing::warn!(
+                cluster = target.name(),
+                "DescribeConfigs for '{topic}' failed, assuming max.message.bytes = {DEFAULT_MAX_MESSAGE_BYTES}: {e}"
+            );
+            DEFAULT_MAX_MESSAGE_BYTES
+        }
     }
 }
 

@@ -30,7 +30,7 @@ use kafka_protocol::protocol::{Decodable, Request};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit};
 
 use super::hook::{BatchObserver, ForwardedBatch};
-use super::partition::{Acked, Chunk, PartitionShared};
+use super::partition::{Acked, Chunk, Forward, PartitionShared};
 use crate::batch::{rewrite_header, ProducerStamp, RecordBatch, HEADER_LEN};
 use crate::wire::produce::{PartitionBatch, ProduceRequestFrame, PRODUCE_MAX_VERSION};
 use crate::wire::{Cluster, Purpose, WireError};
@@ -51,7 +51,7 @@ pub struct SinkContext {
 
 /// A batch on its way to the target.
 struct Outgoing {
-    batch: RecordBatch,
+    fwd: Forward,
     sequence: Option<i32>,
     /// The acknowledged source position once this batch is acknowledged.
     source_next: i64,
@@ -137,14 +137,14 @@ impl Sink {
     fn take_chunk(&mut self, chunk: Chunk) {
         self.ctx.wake.notify_one();
         let count = chunk.batches.len();
-        for (i, batch) in chunk.batches.into_iter().enumerate() {
+        for (i, fwd) in chunk.batches.into_iter().enumerate() {
             let source_next = if i + 1 == count {
                 chunk.end_offset
             } else {
-                batch.next_offset()
+                fwd.source_last + 1
             };
             self.pending.push_back(Outgoing {
-                batch,
+                fwd,
                 sequence: None,
                 source_next,
                 _budget: chunk.budget.clone(),
@@ -180,7 +180,7 @@ impl Sink {
             };
             let sequence = *out.sequence.get_or_insert_with(|| {
                 let s = self.next_sequence;
-                self.next_sequence = next_sequence(s, out.batch.record_count());
+                self.next_sequence = next_sequence(s, out.fwd.batch.record_count());
                 s
             });
             let stamp = ProducerStamp {
@@ -188,8 +188,8 @@ impl Sink {
                 producer_epoch: self.producer.1,
                 base_sequence: sequence,
             };
-            let header = rewrite_header(&out.batch, &stamp);
-            match self.send(&header, &out.batch).await {
+            let header = rewrite_header(&out.fwd.batch, &stamp);
+            match self.send(&header, &out.fwd.batch).await {
                 Ok(response) => self.window.push_back(InFlight { out, header, response }),
                 Err(e) if e.is_retriable() => {
                     self.pending.push_front(out);
@@ -286,7 +286,7 @@ impl Sink {
 
     fn ack(&mut self, done: InFlight, base_offset: i64) {
         self.failures = 0;
-        let count = done.out.batch.record_count();
+        let count = done.out.fwd.batch.record_count();
         let previous = self.part.acked();
         let target_next = match base_offset >= 0 {
             true => Some(base_offset + i64::from(count)),
@@ -299,16 +299,17 @@ impl Sink {
         let c = &self.part.counters;
         c.batches_out.fetch_add(1, Ordering::Relaxed);
         c.records_out.fetch_add(count as u64, Ordering::Relaxed);
-        c.bytes_out.fetch_add(done.out.batch.len() as u64, Ordering::Relaxed);
+        c.bytes_out
+            .fetch_add(done.out.fwd.batch.len() as u64, Ordering::Relaxed);
         if let Some(observer) = &self.ctx.observer {
-            let payload: Bytes = done.out.batch.payload();
+            let payload: Bytes = done.out.fwd.batch.payload();
             observer(&ForwardedBatch {
                 route: &self.ctx.route,
                 source_topic: &self.part.source_topic,
                 target_topic: &self.part.target_topic,
                 partition: self.part.partition,
-                source_base_offset: done.out.batch.base_offset(),
-                source_last_offset: done.out.batch.last_offset(),
+                source_base_offset: done.out.fwd.source_base,
+                source_last_offset: done.out.fwd.source_last,
                 target_base_offset: base_offset,
                 record_count: count,
                 header: &done.header,
@@ -365,9 +366,9 @@ impl Sink {
             "route '{}': producing {} (source offsets {}..={}, {} bytes) to cluster '{}' topic '{}' partition {} failed: {error}",
             self.ctx.route,
             self.part.label(),
-            out.batch.base_offset(),
-            out.batch.last_offset(),
-            out.batch.len(),
+            out.fwd.source_base,
+            out.fwd.source_last,
+            out.fwd.batch.len(),
             self.ctx.target.name(),
             self.part.target_topic,
             self.part.partition

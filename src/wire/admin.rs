@@ -8,12 +8,13 @@ use std::collections::HashMap;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, FindCoordinatorRequest, GroupId, InitProducerIdRequest, ListOffsetsRequest,
-    OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    BrokerId, CreateTopicsRequest, DescribeConfigsRequest, FindCoordinatorRequest, GroupId, InitProducerIdRequest,
+    ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -140,6 +141,28 @@ impl Cluster {
             }
         }
         Ok(out)
+    }
+
+    /// The value of one topic config (e.g. `max.message.bytes`), if the broker reports it.
+    pub async fn topic_config(&self, topic: &str, name: &str) -> Result<Option<String>, WireError> {
+        let conn = self.any_broker().await?;
+        let version = conn.version_for::<DescribeConfigsRequest>(4)?;
+        let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configuration_keys(Some(vec![StrBytes::from_string(name.to_string())]))]);
+        let response = conn.call(&request, version).await?;
+        let Some(result) = response.results.first() else {
+            return Ok(None);
+        };
+        check_code(self.name(), result.error_code, || {
+            format!("DescribeConfigs topic '{topic}'")
+        })?;
+        Ok(result
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == name)
+            .and_then(|c| c.value.as_ref().map(|v| v.as_str().to_string())))
     }
 
     /// Gets an idempotent producer id and epoch (no transactional id).
