@@ -22,10 +22,7 @@ pub async fn read_batches(bootstrap: &str, topic: &str, partition: i32) -> Vec<R
     let leader = meta.leader(topic, partition).expect("leader");
     let topic_id = meta.topics[topic].id;
     let conn = cluster.broker(leader, Purpose::Control).await.expect("connect");
-    let end = cluster
-        .list_offsets(topic, &[partition], kferry::wire::LATEST)
-        .await
-        .expect("end")[&partition];
+    let end = watermarks(bootstrap, topic, partition).await.1;
     let params = FetchParams {
         max_wait_ms: 200,
         min_bytes: 1,
