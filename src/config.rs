@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::batch::Compression;
-use crate::replicate::{CorruptPolicy, OversizePolicy, RouteConfig, StartPosition, TopicFilter};
+use crate::replicate::{CorruptPolicy, OversizePolicy, PartitionMapping, RouteConfig, StartPosition, TopicFilter};
 use crate::wire::ClusterConfig;
 
 /// A config error, naming the file and the key.
@@ -95,6 +95,9 @@ pub struct RouteSection {
     /// A source batch with a bad CRC: "fail" (default, the partition stops) or "skip".
     #[serde(rename = "corrupt.batch", default = "default_fail")]
     pub corrupt_batch: String,
+    /// "identity" (default: partition n to n, by key when the counts differ) or "by-key".
+    #[serde(rename = "partition.mapping", default = "default_identity")]
+    pub partition_mapping: String,
 }
 
 /// The whole file.
@@ -139,6 +142,9 @@ fn default_split() -> String {
 }
 fn default_fail() -> String {
     "fail".to_string()
+}
+fn default_identity() -> String {
+    "identity".to_string()
 }
 fn default_true() -> bool {
     true
@@ -217,6 +223,12 @@ impl Config {
                 .ok_or_else(|| (key("oversize"), "must be \"split\" or \"fail\"".to_string()))?;
             parse_corrupt(&r.corrupt_batch)
                 .ok_or_else(|| (key("corrupt.batch"), "must be \"fail\" or \"skip\"".to_string()))?;
+            parse_mapping(&r.partition_mapping).ok_or_else(|| {
+                (
+                    key("partition.mapping"),
+                    "must be \"identity\" or \"by-key\"".to_string(),
+                )
+            })?;
             if r.source == r.target {
                 return Err((
                     key("target"),
@@ -300,6 +312,7 @@ impl Config {
                 rc.oversize = parse_oversize(&r.oversize).unwrap_or(OversizePolicy::Split);
                 rc.check_crcs = r.check_crcs;
                 rc.corrupt = parse_corrupt(&r.corrupt_batch).unwrap_or(CorruptPolicy::Fail);
+                rc.partition_mapping = parse_mapping(&r.partition_mapping).unwrap_or(PartitionMapping::Identity);
                 rc
             })
             .collect()
@@ -323,6 +336,14 @@ fn parse_oversize(s: &str) -> Option<OversizePolicy> {
     match s {
         "split" => Some(OversizePolicy::Split),
         "fail" => Some(OversizePolicy::Fail),
+        _ => None,
+    }
+}
+
+fn parse_mapping(s: &str) -> Option<PartitionMapping> {
+    match s {
+        "identity" => Some(PartitionMapping::Identity),
+        "by-key" => Some(PartitionMapping::ByKey),
         _ => None,
     }
 }

@@ -57,6 +57,7 @@ pub mod legacy;
 pub mod partitioner;
 pub mod records;
 pub mod reencode;
+pub mod repartition;
 pub mod rewrite;
 
 pub use blob::{BlobIter, FetchedEntry};

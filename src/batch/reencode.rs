@@ -105,8 +105,13 @@ pub fn decode_batch(batch: &RecordBatch, max_out: usize) -> Result<Vec<Record>, 
 /// Decodes `batch` and encodes its records into new batches as `opts` says; see the
 /// module docs. Fails on a bad CRC, a control batch, or records out of offset order.
 pub fn reencode(batch: &RecordBatch, opts: &ReencodeOptions) -> Result<Reencoded, BatchError> {
+    encode_pending(pending_records(batch, opts.max_decompressed)?, opts)
+}
+
+/// Checks and decodes `batch` into records with their absolute timestamps and source offsets.
+pub(crate) fn pending_records(batch: &RecordBatch, max_decompressed: usize) -> Result<Vec<Pending>, BatchError> {
     check_source(batch)?;
-    let records = decode_batch(batch, opts.max_decompressed)?;
+    let records = decode_batch(batch, max_decompressed)?;
     let mut pending = Vec::with_capacity(records.len());
     let mut previous = None;
     for record in records {
@@ -120,7 +125,7 @@ pub fn reencode(batch: &RecordBatch, opts: &ReencodeOptions) -> Result<Reencoded
             source_offset,
         });
     }
-    encode_pending(pending, opts)
+    Ok(pending)
 }
 
 /// Renumbers the records of an uncompressed batch with offset gaps to `0..n` without

@@ -63,6 +63,8 @@ pub struct PartitionCounters {
     pub split: PathCounter,
     /// Batches re-encoded because the route changes the codec.
     pub recompressed: PathCounter,
+    /// Batches decoded and spread over target partitions by key.
+    pub repartitioned: PathCounter,
     /// Control batches (transaction markers), never forwarded.
     pub control_dropped: PathCounter,
     /// Batches with no records, never forwarded.
@@ -84,6 +86,7 @@ pub struct PathCounts {
     pub upconverted: PathCount,
     pub split: PathCount,
     pub recompressed: PathCount,
+    pub repartitioned: PathCount,
     pub control_dropped: PathCount,
     pub empty_dropped: PathCount,
     pub aborted_dropped: PathCount,
@@ -115,6 +118,7 @@ impl std::ops::AddAssign for PathCounts {
         self.upconverted += o.upconverted;
         self.split += o.split;
         self.recompressed += o.recompressed;
+        self.repartitioned += o.repartitioned;
         self.control_dropped += o.control_dropped;
         self.empty_dropped += o.empty_dropped;
         self.aborted_dropped += o.aborted_dropped;
@@ -133,6 +137,7 @@ impl PartitionCounters {
             upconverted: self.upconverted.get(),
             split: self.split.get(),
             recompressed: self.recompressed.get(),
+            repartitioned: self.repartitioned.get(),
             control_dropped: self.control_dropped.get(),
             empty_dropped: self.empty_dropped.get(),
             aborted_dropped: self.aborted_dropped.get(),

@@ -355,6 +355,9 @@ fn release(
 ) -> Result<(), PrepareError> {
     while let Some(released) = txn.poll_released() {
         match released {
+            // A repartitioned batch is re-encoded by its router anyway (gaps, size and codec
+            // included), so it skips the slow path here.
+            Released::Forward(b) if part.repartition => forwards.push(Forward::fast(b)),
             Released::Forward(b) => forwards.extend(prepare(b, opts, &part.counters)?),
             Released::Control { bytes, .. } => part.counters.control_dropped.add(bytes),
             Released::Empty { bytes, .. } => part.counters.empty_dropped.add(bytes),

@@ -10,7 +10,10 @@ pub struct ForwardedBatch<'a> {
     pub route: &'a str,
     pub source_topic: &'a str,
     pub target_topic: &'a str,
+    /// The target partition.
     pub partition: i32,
+    /// The source partition (differs from `partition` only when repartitioning).
+    pub source_partition: i32,
     /// First and last source offsets the batch covers.
     pub source_base_offset: i64,
     pub source_last_offset: i64,

@@ -19,6 +19,7 @@ pub mod partition;
 pub mod progress;
 pub mod reconcile;
 pub mod route;
+pub mod router;
 pub mod routing;
 pub mod sink;
 pub mod slowpath;
@@ -92,6 +93,18 @@ pub struct RouteConfig {
     pub check_crcs: bool,
     /// What to do with a source batch whose CRC does not match.
     pub corrupt: CorruptPolicy,
+    /// How source partitions map to target partitions.
+    pub partition_mapping: PartitionMapping,
+}
+
+/// How a route maps source partitions to target partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionMapping {
+    /// Partition n to partition n (default). When the target topic has a different
+    /// partition count, records are placed by key instead.
+    Identity,
+    /// Always place records by key with Kafka's default partitioner (decodes every batch).
+    ByKey,
 }
 
 /// What to do with a source batch whose CRC does not match.
@@ -126,6 +139,7 @@ impl RouteConfig {
             oversize: OversizePolicy::Split,
             check_crcs: true,
             corrupt: CorruptPolicy::Fail,
+            partition_mapping: PartitionMapping::Identity,
         }
     }
 

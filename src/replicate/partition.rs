@@ -25,6 +25,8 @@ pub struct Forward {
     pub source_base: i64,
     /// Source offset of the last record in `batch`.
     pub source_last: i64,
+    /// For a piece of a repartitioned batch: what to count down once it is acknowledged.
+    pub ack: Option<super::router::AckTicket>,
 }
 
 impl Forward {
@@ -34,6 +36,7 @@ impl Forward {
             source_base: batch.base_offset(),
             source_last: batch.last_offset(),
             batch,
+            ack: None,
         }
     }
 }
@@ -58,6 +61,8 @@ pub struct PartitionSpec {
     pub topic_id: uuid::Uuid,
     /// The target topic's `max.message.bytes`.
     pub max_message_bytes: usize,
+    /// Spread records over the target's partitions by key.
+    pub repartition: bool,
 }
 
 /// Source and target positions after the last acknowledged batch.
@@ -90,6 +95,8 @@ pub struct PartitionShared {
     pub topic_id: uuid::Uuid,
     /// The target topic's `max.message.bytes`.
     pub max_message_bytes: usize,
+    /// Batches are spread over target partitions by key (a router, not a sink, takes them).
+    pub repartition: bool,
     claimed: AtomicBool,
     positions: Mutex<Positions>,
     sender: mpsc::Sender<Chunk>,
@@ -111,6 +118,7 @@ impl PartitionShared {
             partition,
             topic_id,
             max_message_bytes,
+            repartition,
         } = spec;
         let (sender, receiver) = mpsc::channel(queue_chunks.max(1));
         let positions = Positions {
@@ -126,6 +134,7 @@ impl PartitionShared {
             partition,
             topic_id,
             max_message_bytes,
+            repartition,
             claimed: AtomicBool::new(false),
             positions: Mutex::new(positions),
             sender,
@@ -180,6 +189,11 @@ impl PartitionShared {
         let mut p = self.positions();
         p.delivered_end = p.delivered_end.max(end);
         Ok(())
+    }
+
+    /// A sender into this partition's sink queue, for routers that feed it.
+    pub fn sink_sender(&self) -> mpsc::Sender<Chunk> {
+        self.sender.clone()
     }
 
     /// The end offset of the last chunk handed to the sink.

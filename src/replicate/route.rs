@@ -20,8 +20,9 @@ use super::hook::BatchObserver;
 use super::partition::{Acked, PartitionShared, PartitionSpec};
 use super::progress::{self, commit_changed, run_checkpointer, ProgressStore};
 use super::reconcile::{resume_position, ResumeInput};
+use super::router::{run_router, RouterContext};
 use super::sink::{run_sink, SinkContext};
-use super::{RouteConfig, StartPosition, TopicFilter};
+use super::{PartitionMapping, RouteConfig, StartPosition, TopicFilter};
 use crate::wire::fetch::{FetchParams, READ_COMMITTED};
 use crate::wire::{Cluster, NewTopic, WireError, EARLIEST, LATEST};
 
@@ -45,14 +46,6 @@ pub enum RouteError {
         route: String,
         cluster: String,
         topic: String,
-    },
-    #[error("route '{route}': target topic '{topic}' on cluster '{cluster}' has {target} partitions, fewer than the source's {source_count}")]
-    PartitionCount {
-        route: String,
-        cluster: String,
-        topic: String,
-        target: usize,
-        source_count: usize,
     },
     #[error("route '{route}': {message}")]
     Invalid { route: String, message: String },
@@ -80,7 +73,10 @@ pub struct PartitionStatus {
 pub struct RouteHandle {
     name: String,
     progress: Arc<ProgressStore>,
+    /// Source partitions (fetched, with committed progress).
     partitions: Vec<Arc<PartitionShared>>,
+    /// Target partitions fed by repartitioning routers (their sinks' state and errors).
+    targets: Vec<Arc<PartitionShared>>,
     stop: watch::Sender<bool>,
     sinks: JoinSet<()>,
     background: JoinSet<()>,
@@ -121,7 +117,11 @@ impl RouteHandle {
 
     /// Errors of stopped partitions.
     pub fn errors(&self) -> Vec<String> {
-        self.partitions.iter().filter_map(|p| p.error().map(|e| e.0)).collect()
+        self.partitions
+            .iter()
+            .chain(&self.targets)
+            .filter_map(|p| p.error().map(|e| e.0))
+            .collect()
     }
 
     /// True when every partition has replicated up to the source high watermark seen last.
@@ -159,6 +159,21 @@ impl RouteHandle {
             }),
         }
     }
+}
+
+/// Runs a partition's sink or router; if it panics, the partition is marked failed.
+fn spawn_supervised(
+    set: &mut JoinSet<()>,
+    part: Arc<PartitionShared>,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let handle = tokio::spawn(task);
+    set.spawn(async move {
+        let mut handle = AbortOnDrop(handle);
+        if let Err(e) = (&mut handle.0).await {
+            part.fail(format!("{}: the partition's task ended abnormally: {e}", part.label()));
+        }
+    });
 }
 
 /// Aborts a task when dropped, so that aborting the supervising task stops the sink too.
@@ -206,31 +221,66 @@ pub async fn start_route(
         producer,
     });
     let mut partitions = Vec::new();
+    let mut targets = Vec::new();
     let mut sinks = JoinSet::new();
     let mut resumed_batches = 0;
     for topic in &topics {
         let max_message_bytes = target_max_message_bytes(&target, topic).await;
-        for (acked, matched, topic_id, partition) in resume_topic(cfg, &source, &target, topic).await? {
-            resumed_batches += matched;
-            let spec = PartitionSpec {
-                source_topic: topic.clone(),
-                target_topic: topic.clone(),
-                partition,
-                topic_id,
+        let source_count = source.metadata().topics.get(topic).map_or(0, |t| t.partitions.len());
+        let target_count = target.metadata().topics.get(topic).map_or(0, |t| t.partitions.len());
+        let repartition = cfg.partition_mapping == PartitionMapping::ByKey || target_count != source_count;
+        if repartition {
+            tracing::info!(
+                route,
+                "{topic}: {source_count} source partitions -> {target_count} target partitions, by key"
+            );
+        }
+        let spec = |partition, repartition| PartitionSpec {
+            source_topic: topic.clone(),
+            target_topic: topic.clone(),
+            partition,
+            topic_id: source.metadata().topics.get(topic).map(|t| t.id).unwrap_or_default(),
+            max_message_bytes,
+            repartition,
+        };
+        let mut router_ctx = None;
+        if repartition {
+            let mut senders = Vec::new();
+            for t in 0..target_count as i32 {
+                let start = Acked {
+                    source_next: 0,
+                    target_next: None,
+                };
+                let (part, rx) = PartitionShared::new(spec(t, false), start, QUEUE_CHUNKS);
+                spawn_supervised(
+                    &mut sinks,
+                    part.clone(),
+                    run_sink(sink_ctx.clone(), part.clone(), rx, stop_rx.clone()),
+                );
+                senders.push(part.sink_sender());
+                targets.push(part);
+            }
+            router_ctx = Some(Arc::new(RouterContext {
+                route: Arc::from(route.as_str()),
+                targets: senders,
+                compression: cfg.compression,
                 max_message_bytes,
-            };
-            let (part, rx) = PartitionShared::new(spec, acked, QUEUE_CHUNKS);
-            let sink = tokio::spawn(run_sink(sink_ctx.clone(), part.clone(), rx, stop_rx.clone()));
-            let watched = part.clone();
-            sinks.spawn(async move {
-                let mut sink = AbortOnDrop(sink);
-                if let Err(e) = (&mut sink.0).await {
-                    watched.fail(format!(
-                        "{}: the partition's sink task ended abnormally: {e}",
-                        watched.label()
-                    ));
+                wake: wake.clone(),
+            }));
+        }
+        for (acked, matched, _, partition) in resume_topic(cfg, &source, &target, topic, !repartition).await? {
+            resumed_batches += matched;
+            let (part, rx) = PartitionShared::new(spec(partition, repartition), acked, QUEUE_CHUNKS);
+            match &router_ctx {
+                Some(ctx) => {
+                    let task = run_router(ctx.clone(), part.clone(), rx, stop_rx.clone());
+                    spawn_supervised(&mut sinks, part.clone(), task);
                 }
-            });
+                None => {
+                    let task = run_sink(sink_ctx.clone(), part.clone(), rx, stop_rx.clone());
+                    spawn_supervised(&mut sinks, part.clone(), task);
+                }
+            }
             partitions.push(part);
         }
     }
@@ -281,6 +331,7 @@ pub async fn start_route(
         name: route,
         progress,
         partitions,
+        targets,
         stop,
         sinks,
         background,
@@ -345,6 +396,7 @@ async fn ensure_target_topics(
             configs: vec![("compression.type".to_string(), "producer".to_string())],
         })
         .collect();
+    let created: Vec<&String> = topics.iter().filter(|t| !tgt_meta.topics.contains_key(*t)).collect();
     if !missing.is_empty() {
         let names: Vec<&str> = missing.iter().map(|t| t.name.as_str()).collect();
         tracing::info!(route = %cfg.name, cluster = target.name(), "creating target topics {names:?}");
@@ -359,16 +411,10 @@ async fn ensure_target_topics(
                 ready = false;
                 continue;
             };
-            if tm.partitions.len() < count(t) && !tm.partitions.is_empty() {
-                return Err(RouteError::PartitionCount {
-                    route: cfg.name.clone(),
-                    cluster: target.name().to_string(),
-                    topic: t.clone(),
-                    target: tm.partitions.len(),
-                    source_count: count(t),
-                });
-            }
-            ready &= tm.partitions.len() >= count(t) && tm.partitions.iter().all(|p| p.leader >= 0);
+            // A topic kferry created must show all its partitions; an existing one may have any
+            // count (a different count means repartitioning by key).
+            let complete = !created.contains(&t) || tm.partitions.len() >= count(t);
+            ready &= complete && !tm.partitions.is_empty() && tm.partitions.iter().all(|p| p.leader >= 0);
         }
         if ready {
             return Ok(());
@@ -410,6 +456,7 @@ async fn resume_topic(
     source: &Cluster,
     target: &Cluster,
     topic: &str,
+    reconcile: bool,
 ) -> Result<Vec<(Acked, usize, uuid::Uuid, i32)>, RouteError> {
     let wire = |e: WireError| RouteError::Wire {
         route: cfg.name.clone(),
@@ -425,14 +472,26 @@ async fn resume_topic(
     };
     let parts: Vec<i32> = tm.partitions.iter().map(|p| p.partition).collect();
     let committed = source.fetch_offsets(&cfg.group_id, topic, &parts).await.map_err(wire)?;
-    let target_committed = target.fetch_offsets(&cfg.group_id, topic, &parts).await.map_err(wire)?;
     let start_at = match cfg.start {
         StartPosition::Earliest => EARLIEST,
         StartPosition::Latest => LATEST,
     };
     let starts = source.list_offsets(topic, &parts, start_at).await.map_err(wire)?;
-    let target_earliest = target.list_offsets(topic, &parts, EARLIEST).await.map_err(wire)?;
     let mut out = Vec::new();
+    if !reconcile {
+        for &p in &parts {
+            let start = Acked {
+                source_next: starts.get(&p).copied().unwrap_or(0),
+                target_next: None,
+            };
+            let committed = committed.get(&p).map(progress::decode);
+            let acked = committed.map_or(start, |c| Acked { target_next: None, ..c });
+            out.push((acked, 0, tm.id, p));
+        }
+        return Ok(out);
+    }
+    let target_committed = target.fetch_offsets(&cfg.group_id, topic, &parts).await.map_err(wire)?;
+    let target_earliest = target.list_offsets(topic, &parts, EARLIEST).await.map_err(wire)?;
     for &p in &parts {
         let input = ResumeInput {
             committed: committed.get(&p).map(progress::decode),

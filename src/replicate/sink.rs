@@ -292,10 +292,15 @@ impl Sink {
             true => Some(base_offset + i64::from(count)),
             false => previous.target_next.map(|t| t + i64::from(count)),
         };
-        self.part.ack(Acked {
-            source_next: done.out.source_next,
-            target_next,
-        });
+        match &done.out.fwd.ack {
+            // A piece of a repartitioned batch: its source partition's tracker moves that
+            // partition's position once every piece is acknowledged.
+            Some(ticket) => ticket.done(),
+            None => self.part.ack(Acked {
+                source_next: done.out.source_next,
+                target_next,
+            }),
+        }
         let c = &self.part.counters;
         c.batches_out.fetch_add(1, Ordering::Relaxed);
         c.records_out.fetch_add(count as u64, Ordering::Relaxed);
@@ -308,6 +313,12 @@ impl Sink {
                 source_topic: &self.part.source_topic,
                 target_topic: &self.part.target_topic,
                 partition: self.part.partition,
+                source_partition: done
+                    .out
+                    .fwd
+                    .ack
+                    .as_ref()
+                    .map_or(self.part.partition, |t| t.tracker.source_partition()),
                 source_base_offset: done.out.fwd.source_base,
                 source_last_offset: done.out.fwd.source_last,
                 target_base_offset: base_offset,

@@ -133,6 +133,7 @@ fn forwards(out: Reencoded, offset: i64) -> Result<Vec<Forward>, PrepareError> {
             batch,
             source_base,
             source_last,
+            ack: None,
         });
     }
     Ok(result)
