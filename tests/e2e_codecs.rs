@@ -8,10 +8,9 @@
 mod common;
 mod support;
 
-
 use common::{kclient, Broker};
 use support::daemon::assert_exact;
-use support::{assert_payloads_untouched, replicate_until_caught_up, BatchAudit};
+use support::{assert_payloads_untouched, replicate_until_caught_up_counted, BatchAudit};
 
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
 const PARTITIONS: i32 = 3;
@@ -55,11 +54,21 @@ async fn every_codec_replicates_exactly_with_payload_untouched() {
     }
 
     let audit = BatchAudit::default();
-    replicate_until_caught_up(&src, &dst, &["codec\\..*"], &audit).await;
+    let paths = replicate_until_caught_up_counted(&src, &dst, &["codec\\..*"], &audit).await;
 
     let (batches, records, violations) = audit.summary();
     assert!(violations.is_empty(), "strict validator: {violations:#?}");
     assert_eq!(records, RECORDS * CODECS.len() as u64, "records seen by the validator");
+    // Acceptance 6: ordinary batches never leave the fast path.
+    assert_eq!(
+        paths.slow_path_batches(),
+        0,
+        "slow-path counters must stay at 0: {paths:?}"
+    );
+    assert_eq!(
+        paths.fast_path.batches, batches,
+        "every forwarded batch took the fast path: {paths:?}"
+    );
 
     let mut compared = 0;
     for codec in CODECS {
@@ -131,7 +140,9 @@ async fn control_batches_are_not_forwarded() {
     assert!(controls >= 2, "the source should hold commit markers, found {controls}");
 
     let audit = BatchAudit::default();
-    replicate_until_caught_up(&src, &dst, &[topic], &audit).await;
+    let paths = replicate_until_caught_up_counted(&src, &dst, &[topic], &audit).await;
+    assert_eq!(paths.control_dropped.batches, controls as u64, "{paths:?}");
+    assert_eq!(paths.slow_path_batches(), 0, "{paths:?}");
 
     let (_, records, violations) = audit.summary();
     assert!(

@@ -27,9 +27,6 @@ const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
 /// an idle partition's long poll does not delay the busy one.
 const SHORT_WAIT_MS: i32 = 20;
 
-/// Cap on the decompressed size of one batch on the slow path.
-const MAX_DECOMPRESSED: usize = 256 << 20;
-
 /// Budget permits are counted in KiB so that a `u32` covers any sensible buffer size.
 pub const BUDGET_UNIT: usize = 1024;
 
@@ -56,12 +53,7 @@ pub struct FetchContext {
 
 impl FetchContext {
     fn slow_path_options(&self, part: &PartitionShared) -> SlowPathOptions {
-        SlowPathOptions {
-            compression: self.compression,
-            max_message_bytes: part.max_message_bytes,
-            oversize: self.oversize,
-            max_decompressed: MAX_DECOMPRESSED,
-        }
+        SlowPathOptions::new(self.compression, part.max_message_bytes, self.oversize)
     }
 }
 
@@ -208,13 +200,7 @@ async fn handle_partition(
     if let Some(error) = ResponseError::try_from_code(fetched.error_code) {
         return handle_partition_error(ctx, part, fetch_offset, &fetched, error).await;
     }
-    let split = match split_batches(ctx, part, fetch_offset, &fetched) {
-        Ok(split) => split,
-        Err(message) => {
-            part.fail(message);
-            return false;
-        }
-    };
+    let (split, error) = split_batches(ctx, part, fetch_offset, &fetched);
     if split.end_offset > part.delivered_end() || !split.forwards.is_empty() {
         let budget = match split.forwards.is_empty() {
             true => None,
@@ -237,6 +223,11 @@ async fn handle_partition(
             return false; // the sink is gone (route stopping); the position stays where it was
         }
     }
+    if let Some(message) = error {
+        // What came before the failing batch was delivered above and is still replicated.
+        part.fail_fetch(message);
+        return false;
+    }
     part.fetched(split.next_fetch, fetched.high_watermark);
     false
 }
@@ -254,12 +245,38 @@ struct Split {
 
 /// Turns a partition's fetched records into batches to forward: CRC check, read-committed
 /// filtering, and the fast path or a slow path for each batch.
+/// On an error, the batches before the failing one are still returned, with an end offset
+/// just after the last of them, so that they are replicated before the partition stops.
 fn split_batches(
     ctx: &FetchContext,
     part: &PartitionShared,
     fetch_offset: i64,
     fetched: &FetchedPartition,
-) -> Result<Split, String> {
+) -> (Split, Option<String>) {
+    let mut split = Split {
+        forwards: Vec::new(),
+        next_fetch: fetch_offset,
+        end_offset: fetch_offset,
+    };
+    match walk(ctx, part, fetch_offset, fetched, &mut split) {
+        Ok(()) => (split, None),
+        Err(message) => {
+            split.end_offset = split
+                .forwards
+                .last()
+                .map_or(part.delivered_end(), |f| f.source_last + 1);
+            (split, Some(message))
+        }
+    }
+}
+
+fn walk(
+    ctx: &FetchContext,
+    part: &PartitionShared,
+    fetch_offset: i64,
+    fetched: &FetchedPartition,
+    split: &mut Split,
+) -> Result<(), String> {
     let where_ = || {
         format!(
             "route '{}': source cluster '{}' {}",
@@ -274,7 +291,7 @@ fn split_batches(
         txn.handle_aborted_list(list);
     }
     let mut next = fetch_offset;
-    let mut forwards = Vec::new();
+    let forwards = &mut split.forwards;
     for entry in BlobIter::new(fetched.records.clone(), fetch_offset) {
         let entry =
             entry.map_err(|e| format!("{}: malformed records at fetch offset {fetch_offset}: {e}", where_()))?;
@@ -291,7 +308,7 @@ fn split_batches(
                 accept(ctx, part, &mut txn, b)?;
             }
             FetchedEntry::Legacy { offset, bytes, .. } => {
-                release(part, &mut txn, &opts, &mut forwards).map_err(|e| format!("{}: {e}", where_()))?;
+                release(part, &mut txn, &opts, forwards).map_err(|e| format!("{}: {e}", where_()))?;
                 if txn.first_held_offset().is_some() {
                     return Err(format!(
                         "{}: offset {offset}: a v0/v1 message follows an open transaction",
@@ -303,7 +320,7 @@ fn split_batches(
                 forwards.extend(up);
             }
         }
-        release(part, &mut txn, &opts, &mut forwards).map_err(|e| format!("{}: {e}", where_()))?;
+        release(part, &mut txn, &opts, forwards).map_err(|e| format!("{}: {e}", where_()))?;
     }
     if txn.held_bytes() > ctx.max_held_bytes {
         return Err(format!(
@@ -314,12 +331,9 @@ fn split_batches(
             ctx.max_held_bytes
         ));
     }
-    let end_offset = txn.first_held_offset().unwrap_or(next);
-    Ok(Split {
-        forwards,
-        next_fetch: next,
-        end_offset,
-    })
+    split.end_offset = txn.first_held_offset().unwrap_or(next);
+    split.next_fetch = next;
+    Ok(())
 }
 
 /// Checks a batch's CRC (per `check.crcs`) and hands it to the read-committed filter.
@@ -381,12 +395,12 @@ async fn handle_partition_error(
         part.label()
     );
     match error {
-        ResponseError::OffsetOutOfRange => part.fail(format!(
+        ResponseError::OffsetOutOfRange => part.fail_fetch(format!(
             "{where_}: fetch offset {fetch_offset} is out of range (log start {}, high watermark {}): \
              records were deleted before they were replicated",
             fetched.log_start_offset, fetched.high_watermark
         )),
-        ResponseError::UnknownTopicId if topic_recreated(ctx, part) => part.fail(format!(
+        ResponseError::UnknownTopicId if topic_recreated(ctx, part) => part.fail_fetch(format!(
             "{where_}: the topic was deleted and created again (its topic id changed); \
              replication stopped at offset {fetch_offset} rather than mixing two topics' data"
         )),
@@ -400,7 +414,7 @@ async fn handle_partition_error(
             let _ = ctx.source.refresh_metadata_if_older(ctx.retry_backoff).await;
             return true;
         }
-        e => part.fail(format!(
+        e => part.fail_fetch(format!(
             "{where_}: fetch at offset {fetch_offset} failed: {e} (code {})",
             e.code()
         )),

@@ -84,7 +84,10 @@ struct Positions {
     delivered_end: i64,
     acked: Acked,
     high_watermark: i64,
+    /// Stops everything, the sink included.
     error: Option<PartitionError>,
+    /// Stops fetching only: the sink still sends what it was given.
+    fetch_error: Option<PartitionError>,
 }
 
 /// One source partition and its identically numbered target partition.
@@ -127,6 +130,7 @@ impl PartitionShared {
             acked: start,
             high_watermark: -1,
             error: None,
+            fetch_error: None,
         };
         let shared = PartitionShared {
             source_topic,
@@ -227,9 +231,25 @@ impl PartitionShared {
         }
     }
 
+    /// Stops fetching the partition (the first error is kept); batches already handed to the
+    /// sink are still sent, so everything before the failing offset is replicated.
+    pub fn fail_fetch(&self, error: String) {
+        let mut p = self.positions();
+        if p.fetch_error.is_none() && p.error.is_none() {
+            tracing::error!(topic = %self.source_topic, partition = self.partition, "{error}");
+            p.fetch_error = Some(PartitionError(error));
+        }
+    }
+
     /// Why the partition stopped, if it did.
     pub fn error(&self) -> Option<PartitionError> {
-        self.positions().error.clone()
+        let p = self.positions();
+        p.error.clone().or_else(|| p.fetch_error.clone())
+    }
+
+    /// True once the sink must stop (a produce-side failure).
+    pub fn sink_stopped(&self) -> bool {
+        self.positions().error.is_some()
     }
 
     /// `topic-partition`, for messages.

@@ -7,12 +7,19 @@
 //! next forwardable source batch; walking both logs side by side and comparing payload bytes
 //! tells how far the source is already replicated. Replication resumes after the last match.
 //!
+//! The source side is read exactly as the fetcher reads it: through the read-committed filter
+//! (aborted transactions, markers and empty batches dropped) and the same slow paths (which
+//! are deterministic), so what it yields is byte for byte what kferry would have sent.
+//!
 //! If a target batch does not match (someone else writes to the target partition, or the
 //! target was changed), kferry resumes after the last match and says so: records may then be
 //! duplicated, never lost.
 
 use std::collections::VecDeque;
 
+use super::counters::PartitionCounters;
+use super::slowpath::{prepare, upconvert_legacy, SlowPathOptions};
+use super::txn::{Released, TxnFilter};
 use crate::batch::{BlobIter, FetchedEntry, RecordBatch};
 use crate::wire::fetch::{fetch, FetchParams, PartitionFetch, READ_COMMITTED};
 use crate::wire::{error::check_code, Cluster, Purpose, WireError};
@@ -30,6 +37,10 @@ struct BatchReader<'a> {
     /// The high watermark from the last fetch (-1 before the first). Taken from Fetch, not
     /// ListOffsets: some brokers (tansu 0.6) answer ListOffsets(latest) wrongly.
     high_watermark: i64,
+    /// For the source: the fetcher's read-committed filter and slow-path settings.
+    source: Option<(TxnFilter, SlowPathOptions)>,
+    /// Counters the slow path needs; thrown away (this is not replication).
+    scratch: PartitionCounters,
 }
 
 impl<'a> BatchReader<'a> {
@@ -42,7 +53,15 @@ impl<'a> BatchReader<'a> {
             isolation_level,
             buffered: VecDeque::new(),
             high_watermark: -1,
+            source: None,
+            scratch: PartitionCounters::default(),
         }
+    }
+
+    /// Reads as the fetcher does: read-committed filtering and the same slow paths.
+    fn as_source(mut self, opts: SlowPathOptions) -> BatchReader<'a> {
+        self.source = Some((TxnFilter::default(), opts));
+        self
     }
 
     /// The next data batch (control and empty batches skipped); `None` at the log end.
@@ -88,14 +107,56 @@ impl<'a> BatchReader<'a> {
         })?;
         self.high_watermark = fetched.high_watermark;
         let before = self.next;
+        if let (Some(list), Some((txn, _))) = (&fetched.aborted, self.source.as_mut()) {
+            txn.handle_aborted_list(list);
+        }
         for entry in BlobIter::new(fetched.records, self.next) {
-            let Ok(FetchedEntry::Batch(b)) = entry else { break };
-            self.next = b.next_offset();
-            if !b.attributes().is_control() && !b.is_empty_batch() {
-                self.buffered.push_back(b);
+            let Ok(entry) = entry else { break };
+            self.next = entry.next_offset();
+            if !self.take(entry) {
+                break;
             }
         }
         Ok(self.next > before)
+    }
+}
+
+impl BatchReader<'_> {
+    /// Buffers what one fetched entry yields; false to stop reading (an entry kferry itself
+    /// would stop at).
+    fn take(&mut self, entry: FetchedEntry) -> bool {
+        let Some((txn, opts)) = self.source.as_mut() else {
+            // The target: kferry's own batches, never control or empty.
+            if let FetchedEntry::Batch(b) = entry {
+                self.buffered.push_back(b);
+                return true;
+            }
+            return false;
+        };
+        let batch = match entry {
+            FetchedEntry::Batch(b) | FetchedEntry::Straddling(b) => b,
+            FetchedEntry::Legacy { offset, bytes, .. } => {
+                return match upconvert_legacy(offset, &bytes, opts, &self.scratch) {
+                    Ok(pieces) => {
+                        self.buffered.extend(pieces.into_iter().map(|f| f.batch));
+                        true
+                    }
+                    Err(_) => false,
+                };
+            }
+        };
+        if txn.handle_batch(batch).is_err() {
+            return false;
+        }
+        while let Some(released) = txn.poll_released() {
+            if let Released::Forward(b) = released {
+                match prepare(b, opts, &self.scratch) {
+                    Ok(pieces) => self.buffered.extend(pieces.into_iter().map(|f| f.batch)),
+                    Err(_) => return false,
+                }
+            }
+        }
+        true
     }
 }
 
@@ -129,6 +190,7 @@ pub async fn resume_position(
     target_topic: &str,
     partition: i32,
     input: ResumeInput,
+    opts: SlowPathOptions,
 ) -> Result<(Acked, usize), WireError> {
     let target_from = input
         .committed
@@ -141,7 +203,7 @@ pub async fn resume_position(
         source_next: source_from,
         target_next: Some(target_from),
     };
-    let mut src = BatchReader::new(source, source_topic, partition, source_from, READ_COMMITTED);
+    let mut src = BatchReader::new(source, source_topic, partition, source_from, READ_COMMITTED).as_source(opts);
     let mut tgt = BatchReader::new(target, target_topic, partition, target_from, 0);
     let Some(first) = tgt.next_batch().await? else {
         return Ok((position, 0));

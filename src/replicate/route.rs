@@ -22,6 +22,7 @@ use super::progress::{self, commit_changed, run_checkpointer, ProgressStore};
 use super::reconcile::{resume_position, ResumeInput};
 use super::router::{run_router, RouterContext};
 use super::sink::{run_sink, SinkContext};
+use super::slowpath::SlowPathOptions;
 use super::{PartitionMapping, RouteConfig, StartPosition, TopicFilter};
 use crate::wire::fetch::{FetchParams, READ_COMMITTED};
 use crate::wire::{Cluster, NewTopic, WireError, EARLIEST, LATEST};
@@ -268,7 +269,16 @@ pub async fn start_route(
                 wake: wake.clone(),
             }));
         }
-        for (acked, matched, _, partition) in resume_topic(cfg, &source, &target, topic, !repartition).await? {
+        for (acked, matched, _, partition) in resume_topic(
+            cfg,
+            &source,
+            &target,
+            topic,
+            !repartition,
+            SlowPathOptions::new(cfg.compression, max_message_bytes, cfg.oversize),
+        )
+        .await?
+        {
             resumed_batches += matched;
             let (part, rx) = PartitionShared::new(spec(partition, repartition), acked, QUEUE_CHUNKS);
             match &router_ctx {
@@ -457,6 +467,7 @@ async fn resume_topic(
     target: &Cluster,
     topic: &str,
     reconcile: bool,
+    opts: SlowPathOptions,
 ) -> Result<Vec<(Acked, usize, uuid::Uuid, i32)>, RouteError> {
     let wire = |e: WireError| RouteError::Wire {
         route: cfg.name.clone(),
@@ -499,7 +510,7 @@ async fn resume_topic(
             start: starts.get(&p).copied().unwrap_or(0),
             target_earliest: target_earliest.get(&p).copied().unwrap_or(0),
         };
-        let (acked, matched) = resume_position(source, target, topic, topic, p, input)
+        let (acked, matched) = resume_position(source, target, topic, topic, p, input, opts)
             .await
             .map_err(wire)?;
         if matched > 0 {

@@ -103,7 +103,7 @@ pub async fn run_sink(
     let mut input_open = true;
     loop {
         let stopping = *stop.borrow();
-        if sink.part.error().is_some() || (stopping && sink.window.is_empty()) {
+        if sink.part.sink_stopped() || (stopping && sink.window.is_empty()) {
             break;
         }
         if !input_open && sink.pending.is_empty() && sink.window.is_empty() {

@@ -44,6 +44,21 @@ pub struct SlowPathOptions {
     pub max_decompressed: usize,
 }
 
+/// Cap on the decompressed size of one batch on the slow path.
+pub const MAX_DECOMPRESSED: usize = 256 << 20;
+
+impl SlowPathOptions {
+    /// A route's settings for a target topic whose `max.message.bytes` is given.
+    pub fn new(compression: Option<Compression>, max_message_bytes: usize, oversize: OversizePolicy) -> Self {
+        SlowPathOptions {
+            compression,
+            max_message_bytes,
+            oversize,
+            max_decompressed: MAX_DECOMPRESSED,
+        }
+    }
+}
+
 /// Why a batch could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {

@@ -144,13 +144,16 @@ impl Cluster {
     }
 
     /// The value of one topic config (e.g. `max.message.bytes`), if the broker reports it.
+    ///
+    /// Asks for all of the topic's configs: tansu 0.6 cannot decode a DescribeConfigs request
+    /// that names the keys it wants (and closes the connection).
     pub async fn topic_config(&self, topic: &str, name: &str) -> Result<Option<String>, WireError> {
         let conn = self.any_broker().await?;
         let version = conn.version_for::<DescribeConfigsRequest>(4)?;
         let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
             .with_resource_type(2)
             .with_resource_name(StrBytes::from_string(topic.to_string()))
-            .with_configuration_keys(Some(vec![StrBytes::from_string(name.to_string())]))]);
+            .with_configuration_keys(None)]);
         let response = conn.call(&request, version).await?;
         let Some(result) = response.results.first() else {
             return Ok(None);

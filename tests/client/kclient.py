@@ -12,7 +12,7 @@ Subcommands
   produce       --bootstrap B --topic T [--partitions N] --count C [--start S] [--seed X]
                 [--codec none|gzip|snappy|lz4|zstd] [--idempotent] [--batch-size BYTES]
                 [--linger-ms MS] [--value-size BYTES] [--rate PER_SEC]
-                [--transactional-id ID --txn-size K --abort-every M]
+                [--transactional-id ID --txn-size K --abort-every M [--hold-open-file F]]
   consume       --bootstrap B --topic T [--partitions N] [--expect C] [--timeout-s S]
                 [--summary] [--isolation read_committed|read_uncommitted]
   verify        --source B1 --target B2 --topic T [--target-topic T2] [--partitions N]
@@ -501,6 +501,8 @@ def cmd_produce(a):
         if txn:
             in_txn += 1
             if in_txn == a.txn_size or i == end - 1:
+                if i == end - 1 and a.hold_open_file:
+                    hold_open(p, a.hold_open_file, a.hold_timeout_s)
                 if a.abort_every and txn_no % a.abort_every == a.abort_every - 1:
                     # Flush first so the aborted records really reach the log (otherwise
                     # librdkafka just purges them locally and the broker never sees them).
@@ -531,6 +533,19 @@ def cmd_produce(a):
     if remaining or state["err"] or (not txn and state["ok"] != a.count):
         eprint("produce failed: %d undelivered, %d errors, first: %s" % (remaining, state["err"], state["first_err"]))
         raise Failure()
+
+
+def hold_open(p, path, timeout_s):
+    """Keeps the current transaction open, its records flushed to the log, until `path` exists."""
+    import os
+    p.flush(60)
+    eprint("holding the last transaction open until %s exists" % path)
+    deadline = time.monotonic() + timeout_s
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            eprint("hold-open: %s did not appear within %.0fs" % (path, timeout_s))
+            raise Failure()
+        time.sleep(0.05)
 
 
 def cmd_consume(a):
@@ -658,6 +673,9 @@ def main(argv=None):
     sp.add_argument("--transactional-id", default=None)
     sp.add_argument("--txn-size", type=int, default=100)
     sp.add_argument("--abort-every", type=int, default=0, help="abort every M-th transaction (0: never)")
+    sp.add_argument("--hold-open-file", default=None,
+                    help="keep the last transaction open (records flushed) until this file exists, then end it")
+    sp.add_argument("--hold-timeout-s", type=float, default=90.0)
     sp.set_defaults(fn=cmd_produce)
 
     sp = sub.add_parser("consume")

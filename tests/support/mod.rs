@@ -209,3 +209,122 @@ pub async fn wait_caught_up(running: &Running, timeout: Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+// ------------------------------------------------------------------ raw batches, path counters
+// (transactions.rs, batch_shapes.rs, corruption.rs, e2e_codecs.rs)
+
+/// Milliseconds since the Unix epoch, for batches written raw (old timestamps may be
+/// deleted by time-based retention).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
+
+/// Produces `batch` exactly as given (header and payload untouched, nothing validated on
+/// our side) to `topic`-`partition`, acks -1. Returns (error code, base offset assigned).
+pub async fn produce_raw(bootstrap: &str, topic: &str, partition: i32, batch: &RecordBatch) -> (i16, i64) {
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+    use kafka_protocol::protocol::{Decodable, Request};
+    use kferry::wire::produce::{PartitionBatch, ProduceRequestFrame, PRODUCE_MAX_VERSION};
+
+    let cluster = Cluster::new(ClusterConfig::new("raw-producer", vec![bootstrap.to_string()]));
+    let meta = cluster.refresh_metadata(None).await.expect("metadata");
+    let leader = meta.leader(topic, partition).expect("leader");
+    let conn = cluster.broker(leader, Purpose::Produce).await.expect("connect");
+    let version = conn
+        .version_for::<ProduceRequest>(PRODUCE_MAX_VERSION)
+        .expect("produce version");
+    let frame = ProduceRequestFrame {
+        transactional_id: None,
+        acks: -1,
+        timeout_ms: 10_000,
+        topics: vec![(
+            topic,
+            vec![PartitionBatch {
+                partition,
+                header: *batch.header(),
+                payload: batch.payload(),
+            }],
+        )],
+    };
+    let mut body = conn
+        .send(ProduceRequest::KEY, version, frame.encode(version))
+        .await
+        .expect("produce round trip");
+    let response = ProduceResponse::decode(&mut body, version).expect("decode produce response");
+    let p = response
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|p| p.index == partition)
+        .expect("a result for the partition");
+    (p.error_code, p.base_offset)
+}
+
+/// The path counters summed over every partition of every route.
+pub fn path_counts(running: &Running) -> kferry::replicate::PathCounts {
+    let mut sum = kferry::replicate::PathCounts::default();
+    for (_, s) in running.status() {
+        sum += s.paths;
+    }
+    sum
+}
+
+/// Starts an in-process replicator from cluster `src` to `dst` for `route` (whose source and
+/// target must be named "src" and "dst"), checking every acknowledged batch with `audit`.
+pub async fn start_route(src: &str, dst: &str, route: kferry::RouteConfig, audit: &BatchAudit) -> Running {
+    let observer = audit.clone();
+    let replicator = kferry::Replicator::builder()
+        .cluster(ClusterConfig::new("src", vec![src.to_string()]))
+        .cluster(ClusterConfig::new("dst", vec![dst.to_string()]))
+        .route(route)
+        .on_batch(move |b| observer.observe(b))
+        .build()
+        .unwrap();
+    replicator.start().await.expect("route starts")
+}
+
+/// Like [`replicate_until_caught_up`], for any route config; returns the path counters
+/// (summed over partitions, read just before the clean shutdown).
+pub async fn replicate_route_until_caught_up(
+    src: &str,
+    dst: &str,
+    route: kferry::RouteConfig,
+    audit: &BatchAudit,
+) -> kferry::replicate::PathCounts {
+    let running = start_route(src, dst, route, audit).await;
+    wait_caught_up(&running, Duration::from_secs(120)).await;
+    let paths = path_counts(&running);
+    running.shutdown().await.expect("clean shutdown");
+    paths
+}
+
+/// [`replicate_until_caught_up`] that also returns the summed path counters.
+pub async fn replicate_until_caught_up_counted(
+    src: &str,
+    dst: &str,
+    include: &[&str],
+    audit: &BatchAudit,
+) -> kferry::replicate::PathCounts {
+    let route = kferry::RouteConfig::new("test", "src", "dst").include(include);
+    replicate_route_until_caught_up(src, dst, route, audit).await
+}
+
+/// Waits until some partition of `running` has failed; returns the errors.
+pub async fn wait_for_errors(running: &Running, timeout: Duration) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let errors = running.errors();
+        if !errors.is_empty() {
+            return errors;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "no partition failed within {timeout:?}: {:?}",
+            running.status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
