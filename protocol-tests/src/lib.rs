@@ -9,7 +9,9 @@
 //! The crate deliberately does not depend on kferry: it is written from Kafka's rules,
 //! not from kferry's code, so the two can check each other. It also offers
 //! [`craft`] (hand-made batches, valid or not), [`codec::compress`] (payloads as a Java
-//! producer compresses them) and [`golden`] (hand-written hex vectors).
+//! producer compresses them), [`golden`] (hand-written hex vectors), [`legacy`] (v0/v1
+//! message sets as old brokers stored them) and [`fake`], a fake source broker that serves
+//! whatever log bytes a test gives it, for edge cases no real broker here can produce.
 //!
 //! # References
 //!
@@ -22,8 +24,10 @@
 
 pub mod codec;
 pub mod craft;
+pub mod fake;
 pub mod golden;
 pub mod header;
+pub mod legacy;
 mod records;
 mod violation;
 

@@ -59,7 +59,7 @@ impl<'a> BatchReader<'a> {
     }
 
     /// Reads as the fetcher does: read-committed filtering and the same slow paths.
-    fn as_source(mut self, opts: SlowPathOptions) -> BatchReader<'a> {
+    fn reading_source(mut self, opts: SlowPathOptions) -> BatchReader<'a> {
         self.source = Some((TxnFilter::default(), opts));
         self
     }
@@ -203,7 +203,7 @@ pub async fn resume_position(
         source_next: source_from,
         target_next: Some(target_from),
     };
-    let mut src = BatchReader::new(source, source_topic, partition, source_from, READ_COMMITTED).as_source(opts);
+    let mut src = BatchReader::new(source, source_topic, partition, source_from, READ_COMMITTED).reading_source(opts);
     let mut tgt = BatchReader::new(target, target_topic, partition, target_from, 0);
     let Some(first) = tgt.next_batch().await? else {
         return Ok((position, 0));

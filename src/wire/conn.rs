@@ -353,6 +353,10 @@ async fn write_loop(mut socket: OwnedWriteHalf, mut queue: mpsc::Receiver<Vec<By
 async fn write_all_vectored(socket: &mut OwnedWriteHalf, segments: &mut Vec<Bytes>) -> std::io::Result<()> {
     let mut start = 0;
     while start < segments.len() {
+        if segments[start].is_empty() {
+            start += 1; // an empty body (ApiVersions v0): a zero-length write is no error
+            continue;
+        }
         let slices: Vec<IoSlice<'_>> = segments[start..].iter().take(1024).map(|b| IoSlice::new(b)).collect();
         let mut written = socket.write_vectored(&slices).await?;
         if written == 0 {

@@ -1,0 +1,130 @@
+//! Fetch (key 1), v4-16: the partition's log bytes as the test stored them.
+//!
+//! For each partition the response holds the log from the first entry whose last offset is
+//! at or above the fetch offset (so a batch may start before it, as from Kafka), below the
+//! high watermark (read_uncommitted) or the last stable offset (read_committed), whole
+//! entries only unless [`super::FakeOptions::cut_partial_entries`]. Size limits follow
+//! KIP-74: `partition_max_bytes` per partition and `max_bytes` for the response, except
+//! that the first entry of the first partition with data is returned even when larger.
+//!
+//! A fetch offset below the log start or above the log end gets OFFSET_OUT_OF_RANGE; an
+//! unknown topic UNKNOWN_TOPIC_OR_PARTITION (by name, v4-12) or UNKNOWN_TOPIC_ID (v13+).
+//! read_committed responses list the aborted transactions that overlap the data returned.
+//! When no partition has data, the fetch waits up to `max_wait_ms` for an append.
+//!
+//! Not faked: fetch sessions (KIP-227: the session id is always 0 and every fetch is a
+//! full one), `min_bytes` above 1, leader epochs, diverging epochs, preferred read replicas.
+//!
+//! References: Kafka `FetchRequest.json`, `FetchResponse.json`, `ReplicaManager.readFromLog`;
+//! KIP-74, KIP-98, KIP-516.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
+
+use super::state::State;
+use super::Shared;
+
+/// `isolation_level` of a read_committed request.
+const READ_COMMITTED: i8 = 1;
+/// Longest wait honoured, whatever `max_wait_ms` says (keeps a stuck test bounded).
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+pub(super) async fn handle(shared: &Shared, request: FetchRequest, version: i16) -> FetchResponse {
+    let mut changed = shared.changed.subscribe();
+    let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        changed.borrow_and_update();
+        let (response, has_data) = respond(&shared.state(), shared.options.cut_partial_entries, &request, version);
+        if has_data || tokio::time::timeout_at(deadline, changed.changed()).await.is_err() {
+            return response;
+        }
+    }
+}
+
+/// The response as things stand, and whether any partition returned records.
+fn respond(state: &State, cut: bool, request: &FetchRequest, version: i16) -> (FetchResponse, bool) {
+    let mut remaining = usize::try_from(request.max_bytes).unwrap_or(0);
+    let mut has_data = false;
+    let mut responses = Vec::new();
+    for t in &request.topics {
+        let name = match version >= 13 {
+            true => state.topic_name(t.topic_id).map(str::to_string),
+            false => Some(t.topic.to_string()),
+        };
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| {
+                let read = ReadParams {
+                    committed: request.isolation_level == READ_COMMITTED,
+                    limit: usize::try_from(p.partition_max_bytes).unwrap_or(0).min(remaining),
+                    min_one: !has_data,
+                    cut,
+                };
+                let data = partition(state, name.as_deref(), p, read, version);
+                let len = data.records.as_ref().map_or(0, Bytes::len);
+                remaining = remaining.saturating_sub(len);
+                has_data |= len > 0;
+                data
+            })
+            .collect();
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    (FetchResponse::default().with_responses(responses), has_data)
+}
+
+/// How much of one partition to read.
+struct ReadParams {
+    committed: bool,
+    /// Bytes allowed: the partition's limit, or what is left of the response's.
+    limit: usize,
+    /// Return the first entry even when larger than `limit` (the first partition with data).
+    min_one: bool,
+    cut: bool,
+}
+
+fn partition(state: &State, topic: Option<&str>, p: &FetchPartition, read: ReadParams, version: i16) -> PartitionData {
+    let data = PartitionData::default().with_partition_index(p.partition);
+    let Some(log) = topic.and_then(|t| state.partition(t, p.partition)) else {
+        let error = match version >= 13 {
+            true => ResponseError::UnknownTopicId,
+            false => ResponseError::UnknownTopicOrPartition,
+        };
+        return data.with_error_code(error.code()).with_high_watermark(-1);
+    };
+    let data = data
+        .with_high_watermark(log.high_watermark())
+        .with_last_stable_offset(log.last_stable_offset())
+        .with_log_start_offset(log.log_start_offset);
+    if p.fetch_offset < log.log_start_offset || p.fetch_offset > log.log_end_offset() {
+        return data.with_error_code(ResponseError::OffsetOutOfRange.code());
+    }
+    let max_offset = match read.committed {
+        true => log.last_stable_offset(),
+        false => log.high_watermark(),
+    };
+    let records = log.read(p.fetch_offset, max_offset, read.limit, read.min_one, read.cut);
+    let aborted = read.committed.then(|| {
+        log.aborted_between(p.fetch_offset, records.upper_offset)
+            .into_iter()
+            .map(|a| {
+                AbortedTransaction::default()
+                    .with_producer_id(ProducerId(a.producer_id))
+                    .with_first_offset(a.first_offset)
+            })
+            .collect()
+    });
+    data.with_aborted_transactions(aborted)
+        .with_records(Some(records.records))
+}

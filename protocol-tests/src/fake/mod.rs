@@ -1,0 +1,240 @@
+//! A FAKE Kafka source broker, for protocol edge cases no real broker here can produce.
+//!
+//! [`FakeBroker`] is a single-node Kafka-protocol server on `127.0.0.1` (a tokio task per
+//! connection), built from `kafka-protocol`'s request decoders and response encoders, one
+//! file per API as in franz-go's `kfake`. A test creates topics and appends raw log bytes
+//! (any mix of v2 batches and legacy v0/v1 message-set entries, see [`crate::legacy`]);
+//! the fake serves exactly those bytes to Fetch. It is not a broker: it exists to feed a
+//! client (kferry) data and answers a real broker (tansu 0.6) cannot give, such as legacy
+//! message sets or an ApiVersions v0-only handshake.
+//!
+//! # What is faked
+//!
+//! | API | versions | behaviour |
+//! |---|---|---|
+//! | ApiVersions | 0-3 | the ranges below; v4+ gets the v0 body with UNSUPPORTED_VERSION (KIP-511); see [`FakeOptions::advertise_only_v0_api_versions`] |
+//! | Metadata | 0-12 | one broker (node 0, this address), every partition led by it, topic ids unless [`FakeOptions::nil_topic_ids`] |
+//! | FindCoordinator | 0-4 | node 0 for every key |
+//! | OffsetFetch | 1-7 | offsets committed through OffsetCommit, in memory; -1 when none |
+//! | OffsetCommit | 2-8 | stores offset and metadata; no group membership checks |
+//! | ListOffsets | 1-7 | -2: log start offset; -1: high watermark (last stable offset when read_committed) |
+//! | Fetch | 4-16 | the log bytes from the first entry whose last offset is at or above the fetch offset, below the high watermark (or last stable offset), within KIP-74's byte limits; waits up to `max_wait_ms` for data |
+//!
+//! # What is not
+//!
+//! Produce, consumer-group membership (JoinGroup, Heartbeat...), transactions, admin APIs,
+//! fetch sessions (every Fetch is a full fetch: session id 0), leader epochs (always 0),
+//! replication, timestamp lookups in ListOffsets (any timestamp but -1 and -2 finds
+//! nothing: offset -1), SASL and TLS. InitProducerId, CreateTopics and DescribeConfigs are
+//! answered with UNSUPPORTED_VERSION; any other request, or an API at a version the fake
+//! does not advertise, closes the connection, as Kafka does with a request it cannot parse.
+//! Data is checked only for framing (offset, length, magic): CRCs and contents are served
+//! as given, which is the point.
+//!
+//! # References
+//!
+//! * franz-go `pkg/kfake` (one file per API key, fault hooks)
+//! * Kafka `clients/src/main/resources/common/message/*.json` (message versions)
+//! * KIP-35 and KIP-511 (ApiVersions), KIP-74 (Fetch size limits), KIP-98 (aborted
+//!   transactions and the last stable offset), KIP-516 (topic ids)
+
+mod api_versions;
+mod conn;
+mod fetch;
+mod find_coordinator;
+mod list_offsets;
+mod metadata;
+mod offset_commit;
+mod offset_fetch;
+mod state;
+mod unsupported;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use state::{AbortedTxn, Committed};
+use state::{Partition, State};
+
+/// Behaviour switches and fault hooks; the default is a well-behaved modern broker.
+#[derive(Debug, Clone, Default)]
+pub struct FakeOptions {
+    /// Speak ApiVersions v0 only: a request at v1+ is answered with the v0 body, error
+    /// UNSUPPORTED_VERSION (35) and no API list, as brokers before Kafka 2.4 do, and the
+    /// advertised ApiVersions range is 0-0. A client must ask again with v0.
+    pub advertise_only_v0_api_versions: bool,
+    /// Give every topic the nil topic id in Metadata, as brokers before Kafka 2.8 do, so a
+    /// client must fetch by name (Fetch v12 or lower).
+    pub nil_topic_ids: bool,
+    /// Cut Fetch data at the byte limit like Kafka does (the last entry may be partial)
+    /// instead of returning whole entries only.
+    pub cut_partial_entries: bool,
+}
+
+/// One request the fake received: API key and version, in arrival order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestSeen {
+    /// Kafka API key.
+    pub api_key: i16,
+    /// Request version.
+    pub version: i16,
+}
+
+/// What every connection task shares with the [`FakeBroker`] handle.
+struct Shared {
+    addr: SocketAddr,
+    options: FakeOptions,
+    state: Mutex<State>,
+    /// Bumped on every change to the logs, to wake long-polling fetches.
+    changed: watch::Sender<u64>,
+    requests: Mutex<Vec<RequestSeen>>,
+    /// Why connections were closed by the fake (not by their clients).
+    closed: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("fake broker state lock")
+    }
+}
+
+/// A running fake broker; it stops (and closes every connection) when dropped.
+pub struct FakeBroker {
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+}
+
+impl FakeBroker {
+    /// Starts a fake broker with default options on a free loopback port.
+    pub async fn start() -> io::Result<FakeBroker> {
+        FakeBroker::start_with(FakeOptions::default()).await
+    }
+
+    /// Starts a fake broker with `options` on a free loopback port.
+    pub async fn start_with(options: FakeOptions) -> io::Result<FakeBroker> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let shared = Arc::new(Shared {
+            addr: listener.local_addr()?,
+            options,
+            state: Mutex::new(State::default()),
+            changed: watch::channel(0).0,
+            requests: Mutex::new(Vec::new()),
+            closed: Mutex::new(Vec::new()),
+        });
+        let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+        Ok(FakeBroker { shared, accept })
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        self.shared.addr.to_string()
+    }
+
+    /// Creates a topic with `partitions` empty partitions (replacing one of that name).
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        self.shared.state().create_topic(name, partitions);
+        self.notify();
+    }
+
+    /// Appends raw log bytes (whole v2 batches and/or v0/v1 entries) to a partition.
+    /// Unless pinned by [`FakeBroker::set_high_watermark`], the high watermark moves to
+    /// the new log end. Panics on an unknown partition or bytes that are not whole entries.
+    pub fn append(&self, topic: &str, partition: i32, bytes: &[u8]) {
+        self.with_partition(topic, partition, |p| p.append(bytes))
+            .unwrap_or_else(|e| panic!("fake broker: append to {topic}-{partition}: {e}"));
+    }
+
+    /// Pins the high watermark (Fetch serves entries below it only).
+    pub fn set_high_watermark(&self, topic: &str, partition: i32, offset: i64) {
+        self.with_partition(topic, partition, |p| p.high_watermark = Some(offset));
+    }
+
+    /// Pins the last stable offset (read_committed fetches stop there); default: the
+    /// high watermark.
+    pub fn set_last_stable_offset(&self, topic: &str, partition: i32, offset: i64) {
+        self.with_partition(topic, partition, |p| p.last_stable_offset = Some(offset));
+    }
+
+    /// Sets the log start offset (default 0).
+    pub fn set_log_start_offset(&self, topic: &str, partition: i32, offset: i64) {
+        self.with_partition(topic, partition, |p| p.log_start_offset = offset);
+    }
+
+    /// Sets the aborted transactions a read_committed Fetch lists for the partition.
+    pub fn set_aborted_transactions(&self, topic: &str, partition: i32, aborted: Vec<AbortedTxn>) {
+        self.with_partition(topic, partition, |p| p.aborted = aborted);
+    }
+
+    /// The log end offset: one past the last offset of the last entry appended.
+    pub fn log_end_offset(&self, topic: &str, partition: i32) -> i64 {
+        self.with_partition(topic, partition, |p| p.log_end_offset())
+    }
+
+    /// What `group` committed for a partition through OffsetCommit.
+    pub fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<Committed> {
+        self.shared.state().committed(group, topic, partition).cloned()
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<RequestSeen> {
+        self.shared.requests.lock().expect("requests lock").clone()
+    }
+
+    /// Why the fake closed connections: requests it would not answer or could not parse.
+    pub fn closed_connections(&self) -> Vec<String> {
+        self.shared.closed.lock().expect("closed lock").clone()
+    }
+
+    fn with_partition<T>(&self, topic: &str, partition: i32, f: impl FnOnce(&mut Partition) -> T) -> T {
+        let out = {
+            let mut state = self.shared.state();
+            let p = state
+                .partition_mut(topic, partition)
+                .unwrap_or_else(|| panic!("fake broker: no partition {topic}-{partition}"));
+            f(p)
+        };
+        self.notify();
+        out
+    }
+
+    fn notify(&self) {
+        self.shared.changed.send_modify(|n| *n += 1);
+    }
+}
+
+impl Drop for FakeBroker {
+    fn drop(&mut self) {
+        // The connection tasks live in the accept task's JoinSet: aborting it ends them.
+        self.accept.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors, say: do not spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                connections.spawn(conn::serve(shared.clone(), stream));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
