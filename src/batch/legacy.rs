@@ -273,7 +273,10 @@ fn unwrap_into(wrapper: RawMessage, budget: &mut usize, out: &mut Vec<LegacyMess
         0 => 0,
         _ if wrapper.offset == 0 => 0,
         _ if wrapper.offset < last.offset => return Err(corrupt("wrapper offset below its last inner offset")),
-        _ => wrapper.offset - last.offset,
+        _ => wrapper
+            .offset
+            .checked_sub(last.offset)
+            .ok_or(corrupt("wrapper offset minus inner offset overflows"))?,
     };
     for message in inner {
         let offset = base
@@ -293,6 +296,18 @@ fn crc32_ieee(data: &[u8]) -> u32 {
     let mut crc = flate2::Crc::new();
     crc.update(data);
     crc.sum()
+}
+
+#[cfg(test)]
+mod regression {
+    /// fuzz/regressions/legacy_decode/wrapper_offset_minus_inner_offset_overflows: a v1 gzip
+    /// wrapper at offset i64::MAX whose inner message has offset -1 must be an error, not an
+    /// arithmetic overflow.
+    #[test]
+    fn wrapper_offset_overflow_is_an_error() {
+        let input = include_bytes!("../../fuzz/regressions/legacy_decode/wrapper_offset_minus_inner_offset_overflows");
+        assert!(super::decode_legacy(input, 1 << 20).is_err());
+    }
 }
 
 #[cfg(test)]

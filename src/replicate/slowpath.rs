@@ -86,8 +86,20 @@ pub fn prepare(
         let (offset, size, limit) = (batch.base_offset(), batch.len(), opts.max_message_bytes);
         return Err(PrepareError::Oversize { offset, size, limit });
     }
-    let (counter, out): (&PathCounter, Reencoded) = if gaps && !recompress && !oversize && codec == Compression::None {
-        (&counters.gaps_closed, close_gaps_uncompressed(&batch)?)
+    let closed = match gaps && !recompress && !oversize && codec == Compression::None {
+        // Closing gaps can grow a LogAppendTime batch a little (timestamps written into its
+        // records): if it no longer fits, it is split like an oversized batch.
+        true => Some(close_gaps_uncompressed(&batch)?)
+            .filter(|o| o.batches.iter().all(|b| b.len() <= opts.max_message_bytes)),
+        false => None,
+    };
+    let oversize = oversize || (gaps && closed.is_none() && !recompress && codec == Compression::None);
+    if oversize && opts.oversize == OversizePolicy::Fail {
+        let (offset, size, limit) = (batch.base_offset(), batch.len(), opts.max_message_bytes);
+        return Err(PrepareError::Oversize { offset, size, limit });
+    }
+    let (counter, out): (&PathCounter, Reencoded) = if let Some(out) = closed {
+        (&counters.gaps_closed, out)
     } else {
         let counter = match (recompress, oversize) {
             (true, _) => &counters.recompressed,
@@ -216,6 +228,33 @@ mod tests {
         };
         let err = prepare(b, &refuse, &c).unwrap_err().to_string();
         assert!(err.contains("offset 0") && err.contains("5000"), "{err}");
+    }
+
+    /// fuzz/regressions/slow_path_decode: closing the gaps of a LogAppendTime batch writes
+    /// its maxTimestamp into the records, which can push it past max.message.bytes.
+    #[test]
+    fn closing_gaps_never_exceeds_max_message_bytes() {
+        let c = PartitionCounters::default();
+        let records = [0, 2].map(|d| Record::new(d, None, Some(Bytes::from_static(b"x"))));
+        let b = BatchBuilder::new()
+            .attributes(crate::batch::Attributes(crate::batch::Attributes::LOG_APPEND_TIME))
+            .base_timestamp(1_700_000_000_000)
+            .max_timestamp(1_700_001_000_000)
+            .records(records)
+            .build();
+        let limit = b.len();
+        let grown = close_gaps_uncompressed(&b).unwrap();
+        assert!(
+            grown.batches[0].len() > limit,
+            "the case this test is about: closing gaps grows the batch"
+        );
+        let out = prepare(b, &opts(limit), &c).unwrap();
+        assert!(
+            out.iter().all(|f| f.batch.len() <= limit),
+            "{:?}",
+            out.iter().map(|f| f.batch.len()).collect::<Vec<_>>()
+        );
+        assert_eq!(out.iter().map(|f| f.batch.record_count()).sum::<i32>(), 2);
     }
 
     #[test]
