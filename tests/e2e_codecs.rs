@@ -170,3 +170,77 @@ async fn control_batches_are_not_forwarded() {
     ]);
     assert_exact(&v, 2000);
 }
+
+/// A route with `compression = zstd` re-encodes batches of every other codec (and leaves zstd
+/// batches on the fast path); records arrive intact, read by the real client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codec_change_reencodes_other_codecs_only() {
+    let source = Broker::start_memory("recodec-src");
+    let target = Broker::start_memory("recodec-dst");
+    let (src, dst) = (source.bootstrap(), target.bootstrap());
+    for codec in ["lz4", "zstd"] {
+        let topic = format!("recodec.{codec}");
+        kclient(&[
+            "create-topic",
+            "--bootstrap",
+            &src,
+            "--topic",
+            &topic,
+            "--partitions",
+            "2",
+        ]);
+        kclient(&[
+            "produce",
+            "--bootstrap",
+            &src,
+            "--topic",
+            &topic,
+            "--partitions",
+            "2",
+            "--count",
+            "2000",
+            "--codec",
+            codec,
+            "--batch-size",
+            "16384",
+        ]);
+    }
+    let audit = BatchAudit::default();
+    let mut route = kferry::RouteConfig::new("recodec", "src", "dst").include(&["recodec\\..*"]);
+    route.compression = Some(kferry::batch::Compression::Zstd);
+    let paths = support::replicate_route_until_caught_up(&src, &dst, route, &audit).await;
+    let (batches, records, violations) = audit.summary();
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert_eq!(records, 4000);
+    assert!(paths.recompressed.batches > 0, "lz4 batches were re-encoded: {paths:?}");
+    assert!(
+        paths.fast_path.batches > 0,
+        "zstd batches took the fast path: {paths:?}"
+    );
+    assert_eq!(
+        paths.recompressed.batches + paths.fast_path.batches,
+        batches,
+        "{paths:?}"
+    );
+    for codec in ["lz4", "zstd"] {
+        let topic = format!("recodec.{codec}");
+        for p in 0..2 {
+            let on_target = support::read_batches(&dst, &topic, p).await;
+            assert!(on_target
+                .iter()
+                .all(|b| b.compression() == kferry::batch::Compression::Zstd));
+        }
+        let v = kclient(&[
+            "verify",
+            "--source",
+            &src,
+            "--target",
+            &dst,
+            "--topic",
+            &topic,
+            "--partitions",
+            "2",
+        ]);
+        assert_exact(&v, 2000);
+    }
+}

@@ -179,17 +179,7 @@ impl BatchAudit {
 /// Replicates the topics matching `include` from `src` to `dst` until caught up, checking
 /// every batch with `audit`, then shuts down cleanly.
 pub async fn replicate_until_caught_up(src: &str, dst: &str, include: &[&str], audit: &BatchAudit) {
-    let observer = audit.clone();
-    let replicator = kferry::Replicator::builder()
-        .cluster(ClusterConfig::new("src", vec![src.to_string()]))
-        .cluster(ClusterConfig::new("dst", vec![dst.to_string()]))
-        .route(kferry::RouteConfig::new("test", "src", "dst").include(include))
-        .on_batch(move |b| observer.observe(b))
-        .build()
-        .unwrap();
-    let running = replicator.start().await.expect("route starts");
-    wait_caught_up(&running, Duration::from_secs(120)).await;
-    running.shutdown().await.expect("clean shutdown");
+    replicate_until_caught_up_counted(src, dst, include, audit).await;
 }
 
 /// Waits until the replicator has caught up with every source partition.
