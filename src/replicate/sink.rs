@@ -25,14 +25,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::ProduceResponse;
-use kafka_protocol::protocol::{Decodable, Request};
+use kafka_protocol::protocol::Request;
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit};
 
 use super::hook::{BatchObserver, ForwardedBatch};
 use super::partition::{Acked, Chunk, Forward, PartitionShared};
 use crate::batch::{rewrite_header, ProducerStamp, RecordBatch, HEADER_LEN};
 use crate::wire::produce::{PartitionBatch, ProduceRequestFrame, PRODUCE_MAX_VERSION};
+use crate::wire::produce_response::ProduceResponse;
 use crate::wire::{Cluster, Purpose, WireError};
 
 /// What every sink of a route shares.
@@ -404,18 +404,18 @@ fn next_sequence(sequence: i32, records: i32) -> i32 {
     ((i64::from(sequence) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32
 }
 
-fn parse_outcome(mut body: Bytes, version: i16, partition: i32) -> Result<Outcome, String> {
-    let response = ProduceResponse::decode(&mut body, version).map_err(|e| format!("decode: {e}"))?;
+fn parse_outcome(body: Bytes, version: i16, partition: i32) -> Result<Outcome, String> {
+    let response = ProduceResponse::decode(body, version).map_err(|e| format!("decode: {e}"))?;
     let p = response
         .responses
-        .iter()
-        .flat_map(|t| t.partition_responses.iter())
+        .into_iter()
+        .flat_map(|t| t.partition_responses)
         .find(|p| p.index == partition)
         .ok_or_else(|| format!("no result for partition {partition}"))?;
     Ok(Outcome {
         error_code: p.error_code,
         base_offset: p.base_offset,
-        message: p.error_message.as_ref().map(|m| m.as_str().to_string()),
+        message: p.error_message,
     })
 }
 

@@ -1,25 +1,31 @@
 //! Fetch: one request per source broker for all the partitions it leads.
 //!
-//! The `records` of each partition come back as a `Bytes` slice of the response frame:
-//! `kafka-protocol` decodes them without copying, so the batches kferry forwards are views
-//! into the buffer the kernel read the response into.
+//! The request is encoded with `kafka-protocol`; the response is decoded by
+//! [`super::fetch_response`], which checks every length read off the wire before it
+//! allocates. The `records` of each partition come back as a `Bytes` slice of the response
+//! frame, so the batches kferry forwards are views into the buffer the kernel read the
+//! response into.
 //!
 //! Versions up to 16 are used. From v13 on, topics are named by topic id (KIP-516), which
-//! kferry takes from Metadata; when a topic id is unknown it stays at v12.
+//! kferry takes from Metadata; when a topic id is unknown it stays at v12. Partitions of
+//! topics that were not asked for are dropped.
 //!
 //! References: Kafka `FetchRequest.json`, `FetchResponse.json`; KIP-74 (max_bytes),
 //! KIP-227 (fetch sessions, not used yet: every fetch is a full fetch, session epoch -1).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Encodable, Request, StrBytes};
 use uuid::Uuid;
 
 use super::conn::Connection;
+use super::decode::{LeaderIdAndEpoch, NodeEndpoint};
 use super::error::{check_code, WireError};
+use super::fetch_response::{EpochEndOffset, FetchResponse};
 
 /// Read only committed data (the log up to the last stable offset).
 pub const READ_COMMITTED: i8 = 1;
@@ -66,6 +72,16 @@ pub struct FetchedPartition {
     pub aborted: Option<Vec<AbortedTxn>>,
     /// Concatenated batches; the last one may be cut short.
     pub records: Bytes,
+    /// The replica to fetch from next (KIP-392, v11+), or -1.
+    pub preferred_read_replica: i32,
+    /// Set when the broker found that the log diverges at this epoch (v12+); only sent
+    /// when the request carries `last_fetched_epoch`, which kferry does not yet.
+    pub diverging_epoch: Option<EpochEndOffset>,
+    /// The leader the broker knows of, sent with `NOT_LEADER_OR_FOLLOWER` and
+    /// `FENCED_LEADER_EPOCH` (KIP-951, v12+).
+    pub current_leader: Option<LeaderIdAndEpoch>,
+    /// How to reach `current_leader`, from the response's `node_endpoints` (v16+).
+    pub leader_endpoint: Option<Arc<NodeEndpoint>>,
 }
 
 /// Sends one Fetch request for `partitions` and returns what came back per partition.
@@ -119,38 +135,77 @@ pub async fn fetch(
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics);
-    let response = conn.call(&request, version).await?;
+    let response = call(conn, &request, version).await?;
     check_code(conn.cluster(), response.error_code, || {
         format!("Fetch from {}", conn.addr())
     })?;
+    let requested = Requested {
+        by_id: use_ids.then_some(&names_by_id),
+        names: partitions.iter().map(|p| p.topic.as_str()).collect(),
+    };
+    Ok(fetched_partitions(conn, response, &requested))
+}
+
+/// The topics a request asked for: by id from v13 on, by name before.
+struct Requested<'a> {
+    by_id: Option<&'a HashMap<Uuid, String>>,
+    names: HashSet<&'a str>,
+}
+
+/// Flattens a response into its partitions, named as the request named them.
+fn fetched_partitions(conn: &Connection, response: FetchResponse, requested: &Requested) -> Vec<FetchedPartition> {
+    let endpoints: HashMap<i32, Arc<NodeEndpoint>> = response
+        .node_endpoints
+        .into_iter()
+        .map(|e| (e.node_id, Arc::new(e)))
+        .collect();
     let mut out = Vec::new();
     for t in response.responses {
-        let name = match use_ids {
-            true => names_by_id
-                .get(&t.topic_id)
-                .cloned()
-                .unwrap_or_else(|| t.topic_id.to_string()),
-            false => t.topic.0.to_string(),
+        // A topic that was not asked for is not wanted (and its name, from the wire, is
+        // not copied into every one of its partitions).
+        let name = match requested.by_id {
+            Some(by_id) => by_id.get(&t.topic_id).map(String::as_str),
+            None => requested.names.get(t.topic.as_str()).copied(),
+        };
+        let Some(name) = name else {
+            tracing::debug!(cluster = conn.cluster(), addr = conn.addr(), topic = %t.topic, topic_id = %t.topic_id,
+                "Fetch response has a topic that was not asked for; ignored");
+            continue;
         };
         for p in t.partitions {
+            let leader_endpoint = p.current_leader.and_then(|l| endpoints.get(&l.leader_id).cloned());
             out.push(FetchedPartition {
-                topic: name.clone(),
+                topic: name.to_string(),
                 partition: p.partition_index,
                 error_code: p.error_code,
                 high_watermark: p.high_watermark,
                 last_stable_offset: p.last_stable_offset,
                 log_start_offset: p.log_start_offset,
-                aborted: p.aborted_transactions.map(|list| {
-                    list.iter()
-                        .map(|a| AbortedTxn {
-                            producer_id: a.producer_id.0,
-                            first_offset: a.first_offset,
-                        })
-                        .collect()
-                }),
+                aborted: p.aborted_transactions,
                 records: p.records.unwrap_or_default(),
+                preferred_read_replica: p.preferred_read_replica,
+                diverging_epoch: p.diverging_epoch,
+                current_leader: p.current_leader,
+                leader_endpoint,
             });
         }
     }
-    Ok(out)
+    out
+}
+
+/// Sends `request` and decodes the response with kferry's own checked decoder.
+async fn call(conn: &Connection, request: &FetchRequest, version: i16) -> Result<FetchResponse, WireError> {
+    let protocol_error = |message: String| WireError::Protocol {
+        cluster: conn.cluster().to_string(),
+        addr: conn.addr().to_string(),
+        api: "Fetch",
+        version,
+        message,
+    };
+    let mut body = BytesMut::new();
+    request
+        .encode(&mut body, version)
+        .map_err(|e| protocol_error(format!("encode: {e}")))?;
+    let response = conn.send(FetchRequest::KEY, version, vec![body.freeze()]).await?;
+    FetchResponse::decode(response, version).map_err(|e| protocol_error(format!("decode: {e}")))
 }

@@ -4,15 +4,20 @@
 //! - [`versions`]: ApiVersions negotiation.
 //! - [`cluster`]: bootstrap, metadata cache, connections per broker and purpose.
 //! - [`admin`]: CreateTopics, ListOffsets, InitProducerId, group offsets.
+//! - [`decode`]: a checked cursor for the responses kferry decodes itself.
 //! - [`fetch`]: Fetch requests and their per-partition results.
+//! - [`fetch_response`], [`produce_response`]: Fetch and Produce response decoding.
 //! - [`produce`]: Produce requests encoded as segments so payloads are never copied.
 
 pub mod admin;
 pub mod cluster;
 pub mod conn;
+pub mod decode;
 pub mod error;
 pub mod fetch;
+pub mod fetch_response;
 pub mod produce;
+pub mod produce_response;
 pub mod versions;
 
 pub use admin::{CommittedOffset, NewTopic, EARLIEST, LATEST};
