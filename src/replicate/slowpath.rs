@@ -74,6 +74,13 @@ pub fn prepare(
     opts: &SlowPathOptions,
     counters: &PartitionCounters,
 ) -> Result<Vec<Forward>, PrepareError> {
+    if batch.record_count() < 0 || batch.last_offset_delta() < 0 {
+        return Err(PrepareError::Batch(BatchError::Corrupt {
+            offset: batch.base_offset(),
+            position: 0,
+            reason: "negative record count or last offset delta",
+        }));
+    }
     let codec = opts.compression.unwrap_or(batch.compression());
     let recompress = codec != batch.compression();
     let oversize = batch.len() > opts.max_message_bytes;
@@ -255,6 +262,14 @@ mod tests {
             out.iter().map(|f| f.batch.len()).collect::<Vec<_>>()
         );
         assert_eq!(out.iter().map(|f| f.batch.record_count()).sum::<i32>(), 2);
+    }
+
+    #[test]
+    fn negative_counts_are_refused() {
+        let c = PartitionCounters::default();
+        let b = BatchBuilder::new().record_count(-2).last_offset_delta(-3).build();
+        assert!(prepare(b, &opts(1 << 20), &c).is_err());
+        assert_eq!(c.paths().fast_path.batches, 0);
     }
 
     #[test]
