@@ -450,6 +450,21 @@ pub(crate) mod alloc_counter {
         let out = f();
         (out, ALLOCATED.with(Cell::get) - before)
     }
+
+    /// Fails unless decoding `body` allocated at most 32 bytes per input byte (+1 KiB).
+    /// The worst ratio of memory to wire bytes is a flexible topic with no partitions: 3 bytes
+    /// on the wire, a 64-byte struct in memory; partitions are about 5x.
+    pub(crate) fn check_bounded<T, E>(
+        body: bytes::Bytes,
+        version: i16,
+        decode: impl FnOnce(bytes::Bytes, i16) -> Result<T, E>,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        let len = body.len();
+        let (result, allocated) = allocated_by(|| decode(body, version));
+        proptest::prop_assert!(allocated <= 32 * len + 1024, "v{version}: {allocated} bytes for {len}");
+        drop(result);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -382,13 +382,10 @@ mod tests {
     }
 
     fn check_bounded(body: Bytes, version: i16) -> Result<(), TestCaseError> {
-        let len = body.len();
-        // The worst ratio of memory to wire bytes is a flexible topic with no partitions:
-        // 3 bytes on the wire, a 64-byte struct in memory; partitions are about 5x.
-        let (result, allocated) = allocated_by(|| ProduceResponse::decode(body, version));
-        prop_assert!(allocated <= 32 * len + 1024, "v{version}: {allocated} bytes for {len}");
-        drop(result);
-        Ok(())
+        crate::wire::decode::alloc_counter::check_bounded(body, version, |b, v| {
+            let decoded = ProduceResponse::decode(b, v);
+            decoded.map(|_| ())
+        })
     }
 
     proptest! {
