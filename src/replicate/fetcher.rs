@@ -6,7 +6,7 @@
 //! cache on every round, so a partition whose leader moved is picked up by the new leader's
 //! fetcher after the metadata refresh that its NOT_LEADER error triggers.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +14,8 @@ use kafka_protocol::error::ResponseError;
 use tokio::sync::{watch, Notify, Semaphore};
 
 use super::partition::{Chunk, Forward, PartitionShared};
-use super::slowpath::{prepare, upconvert_legacy, OversizePolicy, PrepareError, SlowPathOptions};
-use super::txn::{Released, TxnFilter};
+use super::slowpath::{release, upconvert_legacy, OversizePolicy, SlowPathOptions};
+use super::txn::TxnFilter;
 use super::CorruptPolicy;
 use crate::batch::{BlobIter, Compression, FetchedEntry, RecordBatch};
 use crate::wire::fetch::{fetch, FetchParams, FetchedPartition, PartitionFetch};
@@ -52,6 +52,16 @@ pub struct FetchContext {
 }
 
 impl FetchContext {
+    /// Where an error happened, for messages: route, source cluster, topic-partition.
+    fn origin(&self, part: &PartitionShared) -> String {
+        format!(
+            "route '{}': source cluster '{}' {}",
+            self.route,
+            self.source.name(),
+            part.label()
+        )
+    }
+
     fn slow_path_options(&self, part: &PartitionShared) -> SlowPathOptions {
         SlowPathOptions::new(self.compression, part.max_message_bytes, self.oversize)
     }
@@ -171,19 +181,18 @@ async fn fetch_once(ctx: &FetchContext, broker: i32, claimed: &[Arc<PartitionSha
             return;
         }
     };
+    // `claimed` and `requests` share indexes; look partitions up once, not per response.
+    let index: HashMap<(&str, i32), usize> = requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.topic.as_str(), r.partition), i))
+        .collect();
     let mut retriable_errors = false;
     for fetched in responses {
-        let Some(part) = claimed
-            .iter()
-            .find(|p| p.source_topic == fetched.topic && p.partition == fetched.partition)
-        else {
+        let Some(&i) = index.get(&(fetched.topic.as_str(), fetched.partition)) else {
             continue;
         };
-        let fetch_offset = requests
-            .iter()
-            .find(|r| r.topic == fetched.topic && r.partition == fetched.partition)
-            .map_or(part.next_fetch(), |r| r.fetch_offset);
-        retriable_errors |= handle_partition(ctx, part, fetch_offset, fetched).await;
+        retriable_errors |= handle_partition(ctx, &claimed[i], requests[i].fetch_offset, fetched).await;
     }
     if retriable_errors {
         tokio::time::sleep(ctx.retry_backoff).await;
@@ -277,14 +286,7 @@ fn walk(
     fetched: &FetchedPartition,
     split: &mut Split,
 ) -> Result<(), String> {
-    let where_ = || {
-        format!(
-            "route '{}': source cluster '{}' {}",
-            ctx.route,
-            ctx.source.name(),
-            part.label()
-        )
-    };
+    let where_ = || ctx.origin(part);
     let opts = ctx.slow_path_options(part);
     let mut txn = part.txn.lock().expect("txn lock");
     if let Some(list) = &fetched.aborted {
@@ -308,7 +310,8 @@ fn walk(
                 accept(ctx, part, &mut txn, b)?;
             }
             FetchedEntry::Legacy { offset, bytes, .. } => {
-                release(part, &mut txn, &opts, forwards).map_err(|e| format!("{}: {e}", where_()))?;
+                release(&mut txn, &opts, &part.counters, part.repartition, forwards)
+                    .map_err(|e| format!("{}: {e}", where_()))?;
                 if txn.first_held_offset().is_some() {
                     return Err(format!(
                         "{}: offset {offset}: a v0/v1 message follows an open transaction",
@@ -320,7 +323,8 @@ fn walk(
                 forwards.extend(up);
             }
         }
-        release(part, &mut txn, &opts, forwards).map_err(|e| format!("{}: {e}", where_()))?;
+        release(&mut txn, &opts, &part.counters, part.repartition, forwards)
+            .map_err(|e| format!("{}: {e}", where_()))?;
     }
     if txn.held_bytes() > ctx.max_held_bytes {
         return Err(format!(
@@ -338,14 +342,7 @@ fn walk(
 
 /// Checks a batch's CRC (per `check.crcs`) and hands it to the read-committed filter.
 fn accept(ctx: &FetchContext, part: &PartitionShared, txn: &mut TxnFilter, batch: RecordBatch) -> Result<(), String> {
-    let where_ = || {
-        format!(
-            "route '{}': source cluster '{}' {}",
-            ctx.route,
-            ctx.source.name(),
-            part.label()
-        )
-    };
+    let where_ = || ctx.origin(part);
     if ctx.check_crcs {
         if let Err(e) = batch.verify_crc() {
             if ctx.corrupt == CorruptPolicy::Fail {
@@ -360,27 +357,6 @@ fn accept(ctx: &FetchContext, part: &PartitionShared, txn: &mut TxnFilter, batch
     txn.handle_batch(batch).map_err(|e| format!("{}: {e}", where_()))
 }
 
-/// Moves the batches the filter has decided into `forwards`, through the fast or slow path.
-fn release(
-    part: &PartitionShared,
-    txn: &mut TxnFilter,
-    opts: &SlowPathOptions,
-    forwards: &mut Vec<Forward>,
-) -> Result<(), PrepareError> {
-    while let Some(released) = txn.poll_released() {
-        match released {
-            // A repartitioned batch is re-encoded by its router anyway (gaps, size and codec
-            // included), so it skips the slow path here.
-            Released::Forward(b) if part.repartition => forwards.push(Forward::fast(b)),
-            Released::Forward(b) => forwards.extend(prepare(b, opts, &part.counters)?),
-            Released::Control { bytes, .. } => part.counters.control_dropped.add(bytes),
-            Released::Empty { bytes, .. } => part.counters.empty_dropped.add(bytes),
-            Released::Aborted { bytes, .. } => part.counters.aborted_dropped.add(bytes),
-        }
-    }
-    Ok(())
-}
-
 async fn handle_partition_error(
     ctx: &FetchContext,
     part: &PartitionShared,
@@ -388,12 +364,7 @@ async fn handle_partition_error(
     fetched: &FetchedPartition,
     error: ResponseError,
 ) -> bool {
-    let where_ = format!(
-        "route '{}': source cluster '{}' {}",
-        ctx.route,
-        ctx.source.name(),
-        part.label()
-    );
+    let where_ = ctx.origin(part);
     match error {
         ResponseError::OffsetOutOfRange => part.fail_fetch(format!(
             "{where_}: fetch offset {fetch_offset} is out of range (log start {}, high watermark {}): \

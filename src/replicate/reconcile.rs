@@ -18,8 +18,8 @@
 use std::collections::VecDeque;
 
 use super::counters::PartitionCounters;
-use super::slowpath::{prepare, upconvert_legacy, SlowPathOptions};
-use super::txn::{Released, TxnFilter};
+use super::slowpath::{release, upconvert_legacy, SlowPathOptions};
+use super::txn::TxnFilter;
 use crate::batch::{BlobIter, FetchedEntry, RecordBatch};
 use crate::wire::fetch::{fetch, FetchParams, PartitionFetch, READ_COMMITTED};
 use crate::wire::{error::check_code, Cluster, Purpose, WireError};
@@ -148,13 +148,11 @@ impl BatchReader<'_> {
         if txn.handle_batch(batch).is_err() {
             return false;
         }
-        while let Some(released) = txn.poll_released() {
-            if let Released::Forward(b) = released {
-                match prepare(b, opts, &self.scratch) {
-                    Ok(pieces) => self.buffered.extend(pieces.into_iter().map(|f| f.batch)),
-                    Err(_) => return false,
-                }
-            }
+        let mut pieces = Vec::new();
+        let ok = release(txn, opts, &self.scratch, false, &mut pieces).is_ok();
+        self.buffered.extend(pieces.into_iter().map(|f| f.batch));
+        if !ok {
+            return false;
         }
         true
     }

@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 use super::counters::{PartitionCounters, PathCounter};
 use super::partition::Forward;
+use super::txn::{Released, TxnFilter};
 use crate::batch::{
     close_gaps_uncompressed, decode_legacy, reencode, upconvert, BatchError, Compression, RecordBatch, ReencodeOptions,
     Reencoded,
@@ -117,6 +118,30 @@ pub fn prepare(
     };
     counter.add(batch.len());
     forwards(out, batch.base_offset())
+}
+
+/// Moves the batches `txn` has decided into `forwards`, each through the fast or slow path,
+/// and counts the ones that are not forwarded. The fetcher and the restart reconciler both
+/// use it, so that the reconciler sees exactly the batches the fetcher sends.
+pub fn release(
+    txn: &mut TxnFilter,
+    opts: &SlowPathOptions,
+    counters: &PartitionCounters,
+    repartition: bool,
+    forwards: &mut Vec<Forward>,
+) -> Result<(), PrepareError> {
+    while let Some(released) = txn.poll_released() {
+        match released {
+            // A repartitioned batch is re-encoded by its router anyway (gaps, size and codec
+            // included), so it skips the slow path here.
+            Released::Forward(b) if repartition => forwards.push(Forward::fast(b)),
+            Released::Forward(b) => forwards.extend(prepare(b, opts, counters)?),
+            Released::Control { bytes, .. } => counters.control_dropped.add(bytes),
+            Released::Empty { bytes, .. } => counters.empty_dropped.add(bytes),
+            Released::Aborted { bytes, .. } => counters.aborted_dropped.add(bytes),
+        }
+    }
+    Ok(())
 }
 
 /// Up-converts one magic v0/v1 log entry to v2 batches, counted as `upconverted`.
