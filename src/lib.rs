@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 
 pub mod batch;
+pub mod bench;
 pub mod config;
 pub mod replicate;
 pub mod replicator;

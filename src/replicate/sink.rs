@@ -25,15 +25,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::protocol::Request;
-use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit};
 
 use super::hook::{BatchObserver, ForwardedBatch};
 use super::partition::{Acked, Chunk, Forward, PartitionShared};
 use crate::batch::{rewrite_header, ProducerStamp, RecordBatch, HEADER_LEN};
-use crate::wire::produce::{PartitionBatch, ProduceRequestFrame, PRODUCE_MAX_VERSION};
-use crate::wire::produce_response::ProduceResponse;
-use crate::wire::{Cluster, Purpose, WireError};
+use crate::wire::produce_mux::{PartitionOutcome, ProducePart};
+use crate::wire::{Cluster, WireError};
 
 /// What every sink of a route shares.
 pub struct SinkContext {
@@ -58,14 +56,7 @@ struct Outgoing {
     _budget: Option<Arc<OwnedSemaphorePermit>>,
 }
 
-/// The broker's answer for our one partition.
-struct Outcome {
-    error_code: i16,
-    base_offset: i64,
-    message: Option<String>,
-}
-
-type Pending = Pin<Box<dyn Future<Output = Result<Outcome, WireError>> + Send + Sync>>;
+type Pending = Pin<Box<dyn Future<Output = Result<PartitionOutcome, WireError>> + Send + Sync>>;
 
 struct InFlight {
     out: Outgoing,
@@ -81,6 +72,8 @@ struct Sink {
     pending: VecDeque<Outgoing>,
     window: VecDeque<InFlight>,
     failures: u32,
+    /// The target topic, shared with every request this sink sends.
+    target_topic: Arc<str>,
 }
 
 /// Runs a partition's sink until `stop` (then drains in-flight batches) or a fatal error.
@@ -91,6 +84,7 @@ pub async fn run_sink(
     mut stop: watch::Receiver<bool>,
 ) {
     let producer = ctx.producer;
+    let target_topic = Arc::from(part.target_topic.as_str());
     let mut sink = Sink {
         ctx,
         part,
@@ -99,6 +93,7 @@ pub async fn run_sink(
         pending: VecDeque::new(),
         window: VecDeque::new(),
         failures: 0,
+        target_topic,
     };
     let mut input_open = true;
     loop {
@@ -126,7 +121,7 @@ pub async fn run_sink(
 }
 
 /// Waits for the oldest in-flight response (pends forever when nothing is in flight).
-async fn front(window: &mut VecDeque<InFlight>) -> Result<Outcome, WireError> {
+async fn front(window: &mut VecDeque<InFlight>) -> Result<PartitionOutcome, WireError> {
     match window.front_mut() {
         Some(f) => (&mut f.response).await,
         None => std::future::pending().await,
@@ -221,38 +216,31 @@ impl Sink {
                     })?
             }
         };
-        let conn = target.broker(leader, Purpose::Produce).await?;
-        let version = conn.version_for::<kafka_protocol::messages::ProduceRequest>(PRODUCE_MAX_VERSION)?;
-        let frame = ProduceRequestFrame {
-            transactional_id: None,
-            acks: -1,
-            timeout_ms: self.ctx.produce_timeout_ms,
-            topics: vec![(
-                topic,
-                vec![PartitionBatch {
-                    partition: self.part.partition,
-                    header: *header,
-                    payload: batch.payload(),
-                }],
-            )],
-        };
-        let key = kafka_protocol::messages::ProduceRequest::KEY;
-        let in_flight = conn.start(key, version, frame.encode(version)).await?;
-        let partition = self.part.partition;
-        let (cluster, addr) = (target.name().to_string(), conn.addr().to_string());
+        let producer = target.producer(leader).await?;
+        let (reply, result) = oneshot::channel();
+        producer
+            .send(ProducePart {
+                topic: self.target_topic.clone(),
+                partition: self.part.partition,
+                header: *header,
+                payload: batch.payload(),
+                timeout_ms: self.ctx.produce_timeout_ms,
+                reply,
+            })
+            .await?;
+        let (cluster, addr) = (target.name().to_string(), format!("broker {leader}"));
         Ok(Box::pin(async move {
-            let body = in_flight.response().await?;
-            parse_outcome(body, version, partition).map_err(|message| WireError::Protocol {
-                cluster,
-                addr,
-                api: "Produce",
-                version,
-                message,
+            result.await.unwrap_or_else(|_| {
+                Err(WireError::ConnectionLost {
+                    cluster,
+                    addr,
+                    reason: "produce multiplexer ended".to_string(),
+                })
             })
         }))
     }
 
-    async fn handle_response(&mut self, result: Result<Outcome, WireError>) {
+    async fn handle_response(&mut self, result: Result<PartitionOutcome, WireError>) {
         let Some(done) = self.window.pop_front() else { return };
         let outcome = match result {
             Ok(o) => o,
@@ -402,21 +390,6 @@ fn never_accepted(error: ResponseError) -> bool {
 /// Kafka sequence numbers wrap to 0 after `i32::MAX`.
 fn next_sequence(sequence: i32, records: i32) -> i32 {
     ((i64::from(sequence) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32
-}
-
-fn parse_outcome(body: Bytes, version: i16, partition: i32) -> Result<Outcome, String> {
-    let response = ProduceResponse::decode(body, version).map_err(|e| format!("decode: {e}"))?;
-    let p = response
-        .responses
-        .into_iter()
-        .flat_map(|t| t.partition_responses)
-        .find(|p| p.index == partition)
-        .ok_or_else(|| format!("no result for partition {partition}"))?;
-    Ok(Outcome {
-        error_code: p.error_code,
-        base_offset: p.base_offset,
-        message: p.error_message,
-    })
 }
 
 #[cfg(test)]

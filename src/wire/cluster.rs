@@ -13,7 +13,8 @@ use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::conn::Connection;
+use super::conn::{Connection, ReadMode};
+use super::produce_mux::ProduceSender;
 use super::error::WireError;
 
 /// How to reach a cluster. Field names follow Kafka's client configs.
@@ -101,6 +102,7 @@ impl Metadata {
 #[derive(Default)]
 struct State {
     conns: HashMap<(i32, Purpose), Arc<Connection>>,
+    producers: HashMap<i32, ProduceSender>,
     failures: HashMap<String, (u32, Instant)>,
     metadata: Arc<Metadata>,
     last_refresh: Option<Instant>,
@@ -211,6 +213,19 @@ impl Cluster {
         self.connect(id, &addr, purpose).await
     }
 
+    /// The Produce multiplexer of a broker's Produce connection (see [`super::produce_mux`]),
+    /// connecting first if needed. Every sink producing to that broker shares it.
+    pub async fn producer(&self, id: i32) -> Result<ProduceSender, WireError> {
+        let conn = self.broker(id, Purpose::Produce).await?;
+        let mut st = self.state.lock().expect("cluster lock");
+        if let Some(sender) = st.producers.get(&id).filter(|s| s.serves(&conn)) {
+            return Ok(sender.clone());
+        }
+        let sender = ProduceSender::spawn(conn);
+        st.producers.insert(id, sender.clone());
+        Ok(sender)
+    }
+
     async fn connect(&self, id: i32, addr: &str, purpose: Purpose) -> Result<Arc<Connection>, WireError> {
         self.wait_backoff(addr).await;
         let cfg = &self.config;
@@ -220,6 +235,10 @@ impl Cluster {
             &cfg.client_id,
             cfg.connect_timeout,
             cfg.request_timeout,
+            match purpose {
+                Purpose::Fetch => ReadMode::Exact,
+                Purpose::Control | Purpose::Produce => ReadMode::Buffered,
+            },
         )
         .await;
         let mut st = self.state.lock().expect("cluster lock");

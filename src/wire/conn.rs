@@ -69,6 +69,7 @@ impl Connection {
         client_id: &str,
         connect_timeout: Duration,
         request_timeout: Duration,
+        read_mode: ReadMode,
     ) -> Result<Connection, WireError> {
         let connect_err = |reason: String| WireError::Connect {
             cluster: cluster.to_string(),
@@ -84,7 +85,7 @@ impl Connection {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (writer, queue) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(write_loop(write_half, queue, shared.clone()));
-        tokio::spawn(read_loop(read_half, shared.clone()));
+        tokio::spawn(read_loop(read_half, shared.clone(), read_mode));
         let mut conn = Connection {
             cluster,
             addr: Arc::from(addr),
@@ -377,29 +378,62 @@ async fn write_all_vectored(socket: &mut OwnedWriteHalf, segments: &mut Vec<Byte
     Ok(())
 }
 
-async fn read_loop(mut socket: OwnedReadHalf, shared: Arc<Mutex<Shared>>) {
-    let reason = loop {
-        match read_frame(&mut socket).await {
-            Ok(frame) => {
-                if let Err(reason) = dispatch(frame, &shared) {
-                    break reason;
-                }
-            }
-            Err(e) => break e,
-        }
+async fn read_loop(socket: OwnedReadHalf, shared: Arc<Mutex<Shared>>, mode: ReadMode) {
+    let reason = match mode {
+        ReadMode::Exact => read_exact_frames(socket, &shared).await,
+        ReadMode::Buffered => read_buffered_frames(socket, &shared).await,
     };
     poison(&shared, reason);
 }
 
-/// Reads one size-prefixed frame into a buffer of exactly its size (no other copy).
-async fn read_frame(socket: &mut OwnedReadHalf) -> Result<Bytes, String> {
-    let size = socket.read_i32().await.map_err(|e| format!("read failed: {e}"))?;
+/// How a connection reads response frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Each frame into a buffer of exactly its size: the length prefix, then the body. Two
+    /// reads per frame, and not one byte of the body is copied in user space. For Fetch
+    /// connections, whose frames carry the payloads kferry forwards.
+    Exact,
+    /// Up to [`READ_CHUNK`] bytes per read, split into frames without copying: one read
+    /// takes in many small responses (Produce acknowledgements). A frame longer than what
+    /// is buffered gets a buffer of its full size; the part already read (under
+    /// `READ_CHUNK`) moves there once. For Produce and control connections.
+    Buffered,
+}
+
+/// Read size of [`ReadMode::Buffered`].
+pub const READ_CHUNK: usize = 16 * 1024;
+
+fn frame_size(prefix: [u8; 4]) -> Result<usize, String> {
+    let size = i32::from_be_bytes(prefix);
     if size < 4 || size as usize > MAX_FRAME_BYTES {
         return Err(format!("bad response frame size {size} (cap {MAX_FRAME_BYTES})"));
     }
-    let mut buf = BytesMut::with_capacity(size as usize);
-    while buf.len() < size as usize {
-        let limit = size as usize - buf.len();
+    Ok(size as usize)
+}
+
+async fn read_exact_frames(mut socket: OwnedReadHalf, shared: &Mutex<Shared>) -> String {
+    loop {
+        let frame = match read_frame(&mut socket).await {
+            Ok(frame) => frame,
+            Err(e) => return e,
+        };
+        if let Err(reason) = dispatch(frame, shared) {
+            return reason;
+        }
+    }
+}
+
+/// Reads one size-prefixed frame into a buffer of exactly its size (no other copy).
+async fn read_frame(socket: &mut OwnedReadHalf) -> Result<Bytes, String> {
+    let mut prefix = [0u8; 4];
+    socket
+        .read_exact(&mut prefix)
+        .await
+        .map_err(|e| format!("read failed: {e}"))?;
+    let size = frame_size(prefix)?;
+    let mut buf = BytesMut::with_capacity(size);
+    while buf.len() < size {
+        let limit = size - buf.len();
         let n = (&mut *socket)
             .take(limit as u64)
             .read_buf(&mut buf)
@@ -410,6 +444,35 @@ async fn read_frame(socket: &mut OwnedReadHalf) -> Result<Bytes, String> {
         }
     }
     Ok(buf.freeze())
+}
+
+async fn read_buffered_frames(mut socket: OwnedReadHalf, shared: &Mutex<Shared>) -> String {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        while buf.len() >= 4 {
+            let size = match frame_size([buf[0], buf[1], buf[2], buf[3]]) {
+                Ok(size) => size,
+                Err(e) => return e,
+            };
+            if buf.len() < 4 + size {
+                buf.reserve(4 + size - buf.len());
+                break;
+            }
+            buf.advance(4);
+            let frame = buf.split_to(size).freeze();
+            if let Err(reason) = dispatch(frame, shared) {
+                return reason;
+            }
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        match socket.read_buf(&mut buf).await {
+            Ok(0) => return "broker closed the connection".to_string(),
+            Ok(_) => {}
+            Err(e) => return format!("read failed: {e}"),
+        }
+    }
 }
 
 /// Routes a response frame to the request waiting for its correlation id.

@@ -6,7 +6,7 @@
 use kafka_protocol::error::ResponseError;
 
 /// An error talking to a Kafka cluster.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum WireError {
     /// No bootstrap or known broker accepted a connection.

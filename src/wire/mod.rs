@@ -17,6 +17,7 @@ pub mod error;
 pub mod fetch;
 pub mod fetch_response;
 pub mod produce;
+pub mod produce_mux;
 pub mod produce_response;
 pub mod versions;
 

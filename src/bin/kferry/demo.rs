@@ -6,13 +6,13 @@
 //! clusters (with `check.crcs=true`) and compares them record by record.
 //! `scripts/install-test-deps.sh` installs the broker (tansu) and the client.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kferry::{ClusterConfig, Replicator, RouteConfig};
 
+use crate::local::{find_tansu, python, repo_root, start_broker};
 use crate::run::totals;
 use crate::CliError;
 
@@ -42,89 +42,6 @@ impl Default for DemoArgs {
     }
 }
 
-/// A broker process that is killed when dropped.
-struct LocalBroker {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for LocalBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn repo_root() -> PathBuf {
-    let here = std::env::current_dir().unwrap_or_default();
-    if here.join("tests/client/kclient.py").exists() {
-        return here;
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn find_tansu(args: &DemoArgs, root: &Path) -> Result<PathBuf, CliError> {
-    let candidates = [
-        args.tansu.clone(),
-        std::env::var_os("KFERRY_TANSU").map(PathBuf::from),
-        Some(root.join(".tools/bin/tansu")),
-    ];
-    if let Some(found) = candidates.into_iter().flatten().find(|p| p.exists()) {
-        return Ok(found);
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).find(|p| p.exists()))
-        .unwrap_or_default();
-    on_path.ok_or_else(|| CliError::failed("the demo needs the tansu broker: run scripts/install-test-deps.sh first"))
-}
-
-fn python(root: &Path) -> PathBuf {
-    let venv = root.join(".tools/venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
-}
-
-fn start_broker(tansu: &Path, name: &str) -> Result<LocalBroker, CliError> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(CliError::failed)?
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(tansu)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .env("CLUSTER_ID", name)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| CliError::failed(format!("cannot start {}: {e}", tansu.display())))?;
-    let broker = LocalBroker {
-        child,
-        addr: format!("127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&broker.addr).is_err() {
-        if Instant::now() > deadline {
-            return Err(CliError::failed(format!(
-                "broker '{name}' did not listen on {} within 10 s",
-                broker.addr
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(broker)
-}
-
 fn kclient(root: &Path, args: &[&str]) -> Result<String, CliError> {
     let out = Command::new(python(root))
         .arg(root.join("tests/client/kclient.py"))
@@ -145,7 +62,7 @@ fn kclient(root: &Path, args: &[&str]) -> Result<String, CliError> {
 /// Runs the demo end to end and prints what happened.
 pub async fn demo(args: DemoArgs) -> Result<(), CliError> {
     let root = repo_root();
-    let tansu = find_tansu(&args, &root)?;
+    let tansu = find_tansu(args.tansu.as_deref(), &root)?;
     let source = start_broker(&tansu, "demo-source")?;
     let target = start_broker(&tansu, "demo-target")?;
     println!(

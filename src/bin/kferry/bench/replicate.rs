@@ -1,0 +1,99 @@
+//! `kferry bench replicate` (internal): the kferry side of `bench e2e`, run as its own
+//! process so that its CPU time and peak memory are its own.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kferry::bench::{RunReport, Usage};
+use kferry::{ClusterConfig, Replicator, RouteConfig};
+
+use crate::run::totals;
+use crate::CliError;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReplicateArgs {
+    #[arg(long)]
+    pub source: String,
+    #[arg(long)]
+    pub target: String,
+    #[arg(long)]
+    pub topic: String,
+    /// Stop once this many records are replicated and every partition is caught up.
+    /// Without it, replicate until SIGTERM.
+    #[arg(long)]
+    pub records: Option<u64>,
+    #[arg(long, default_value_t = 500)]
+    pub fetch_max_wait_ms: i32,
+    /// `buffer.memory` of the route, e.g. 256MiB.
+    #[arg(long, default_value = "256MiB")]
+    pub buffer_memory: String,
+    /// The route's progress group on the source (a fresh one replicates from the start).
+    #[arg(long, default_value = "kferry-bench")]
+    pub group: String,
+    /// Also write the report to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+pub async fn run(args: ReplicateArgs) -> Result<(), CliError> {
+    let split = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
+    let mut route = RouteConfig::new("bench", "source", "target").include(&[&regex::escape(&args.topic)]);
+    route.fetch_max_wait_ms = args.fetch_max_wait_ms;
+    route.group_id = args.group.clone();
+    route.buffer_memory = kferry::config::parse_bytes(&args.buffer_memory).map_err(CliError::usage)?;
+    let replicator = Replicator::builder()
+        .cluster(ClusterConfig::new("source", split(&args.source)))
+        .cluster(ClusterConfig::new("target", split(&args.target)))
+        .route(route)
+        .build()
+        .map_err(CliError::failed)?;
+    let allocated_before = crate::allocated_bytes();
+    let started = Instant::now();
+    let running = replicator.start().await.map_err(CliError::failed)?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(CliError::failed)?;
+    let mut caught_up_since: Option<Instant> = None;
+    loop {
+        if let Some(e) = running.errors().first() {
+            return Err(CliError::failed(e));
+        }
+        if let Some(want) = args.records {
+            let caught_up = running.caught_up();
+            if totals(&running).0 >= want && caught_up {
+                break;
+            }
+            // Caught up with fewer records than asked (the target already had some): stop
+            // after a grace period rather than wait forever; the caller checks the target.
+            match (caught_up, caught_up_since) {
+                (true, Some(since)) if since.elapsed() > Duration::from_secs(5) => break,
+                (true, None) => caught_up_since = Some(Instant::now()),
+                (false, _) => caught_up_since = None,
+                _ => {}
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            _ = term.recv() => break,
+        }
+    }
+    let wall_s = started.elapsed().as_secs_f64();
+    let (records, wire_bytes) = totals(&running);
+    running.shutdown().await.map_err(CliError::failed)?;
+    let usage = Usage::now();
+    let report = RunReport {
+        records,
+        bytes: 0,
+        wire_bytes,
+        wall_s,
+        user_cpu_s: usage.user_cpu_s,
+        sys_cpu_s: usage.sys_cpu_s,
+        max_rss_kib: usage.max_rss_kib,
+        allocated_bytes: Some(crate::allocated_bytes() - allocated_before),
+        delivery_errors: 0,
+    };
+    let line = serde_json::to_string(&report).map_err(CliError::failed)?;
+    println!("{line}");
+    if let Some(path) = &args.report {
+        std::fs::write(path, format!("{line}\n")).map_err(CliError::failed)?;
+    }
+    Ok(())
+}
