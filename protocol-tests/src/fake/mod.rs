@@ -113,6 +113,8 @@ pub struct FetchSeen {
     pub response_session_id: i32,
     /// Partitions in the answer.
     pub response_partitions: usize,
+    /// Partitions in the answer that carry records.
+    pub response_with_records: usize,
 }
 
 impl FetchSeen {
@@ -162,6 +164,12 @@ impl Shared {
             error_code: response.error_code,
             response_session_id: response.session_id,
             response_partitions: response.responses.iter().map(|t| t.partitions.len()).sum(),
+            response_with_records: response
+                .responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .filter(|p| p.records.as_ref().is_some_and(|r| !r.is_empty()))
+                .count(),
         };
         self.requests.lock().expect("requests lock")[at].fetch = Some(seen);
     }
