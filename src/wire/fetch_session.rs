@@ -451,15 +451,18 @@ mod tests {
         }
     }
 
+    fn want(topic: &'static str, partition: i32, topic_id: u128, offset: i64) -> Wanted<'static> {
+        let state = state(topic_id, offset);
+        Wanted {
+            topic,
+            partition,
+            state,
+        }
+    }
+
     /// Partitions 0..n of topic "t" (id 1), all at `offset`.
     fn wanted(n: i32, offset: i64) -> Vec<Wanted<'static>> {
-        (0..n)
-            .map(|p| Wanted {
-                topic: "t",
-                partition: p,
-                state: state(1, offset),
-            })
-            .collect()
+        (0..n).map(|p| want("t", p, 1, offset)).collect()
     }
 
     /// A session with id 7 over `w`, at epoch 1.
@@ -501,11 +504,7 @@ mod tests {
 
         w[2].state.fetch_offset = 15; // changed
         w.remove(0); // no longer wanted: forgotten
-        w.push(Wanted {
-            topic: "u",
-            partition: 0,
-            state: state(2, 0),
-        }); // added
+        w.push(want("u", 0, 2, 0)); // added
         let r = s.build_request(&w, 16);
         assert_eq!((r.session_id, r.epoch), (7, 2));
         assert_eq!(r.send, vec![1, 3], "partition t-2 and the new u-0");
@@ -641,11 +640,7 @@ mod tests {
     #[test]
     fn duplicates_count_once_and_stray_answers_change_nothing() {
         let mut w = wanted(2, 0);
-        w.push(Wanted {
-            topic: "t",
-            partition: 0,
-            state: state(1, 99),
-        });
+        w.push(want("t", 0, 1, 99));
         let mut s = FetchSession::new();
         assert_eq!(s.build_request(&w, 16).send, vec![0, 1]);
         assert_eq!(s.handle_response(0, 7), SessionEvent::Created(7));
@@ -806,7 +801,98 @@ mod tests {
         ]
     }
 
+    /// A client and a model broker, replaying [`Op`]s; 3 topics of 4 partitions.
+    struct Replay {
+        broker: ModelBroker,
+        client: FetchSession,
+        version: i16,
+        offsets: [i64; 12],
+        topic_ids: [u128; 3],
+        /// Something went wrong since the last answer: the next request must be full.
+        must_be_full: bool,
+    }
+
     const TOPICS: [&str; 3] = ["a", "b", "c"];
+
+    impl Replay {
+        fn apply(&mut self, op: Op) {
+            match op {
+                Op::Round {
+                    mask,
+                    bump,
+                    dup,
+                    outcome,
+                } => self.round(mask, bump, dup, outcome),
+                Op::Evict => self.broker.sessions.clear(),
+                Op::Skew => self
+                    .broker
+                    .sessions
+                    .values_mut()
+                    .for_each(|s| s.epoch = next_epoch(s.epoch)),
+                Op::Reconnect => self.failed(),
+                Op::Sessions(on) => self.broker.no_sessions = !on,
+                Op::Version(v) => self.version = v,
+                Op::Recreate(t) => self.topic_ids[t] += 10,
+            }
+        }
+
+        fn failed(&mut self) {
+            self.client.handle_failure();
+            self.must_be_full = true;
+        }
+
+        /// The partitions in `mask`, those in `bump` at a new offset; with `dup`, the first
+        /// one again at another offset.
+        fn wanted(&mut self, mask: u16, bump: u16, dup: bool) -> Vec<Wanted<'static>> {
+            let mut wanted = Vec::new();
+            for i in (0..12).filter(|i| mask & (1 << i) != 0) {
+                self.offsets[i] += i64::from(bump >> i & 1);
+                let (t, p) = (i / 4, i as i32 % 4);
+                wanted.push(want(TOPICS[t], p, self.topic_ids[t], self.offsets[i]));
+            }
+            if let (true, Some(&first)) = (dup, wanted.first()) {
+                let mut again = first;
+                again.state.fetch_offset += 100;
+                wanted.push(again);
+            }
+            wanted
+        }
+
+        fn round(&mut self, mask: u16, bump: u16, dup: bool, outcome: Outcome) {
+            let wanted = self.wanted(mask, bump, dup);
+            let request = self.client.build_request(&wanted, self.version);
+            assert!(
+                !self.must_be_full || request.is_full(),
+                "after trouble, a full request: {request:?}"
+            );
+            if let Outcome::NotSent = outcome {
+                return self.failed();
+            }
+            let answer = self.broker.handle(&request, &wanted, self.version);
+            if let Ok((_, view)) = &answer {
+                let mut expected = BTreeMap::new();
+                for w in &wanted {
+                    let k = key(w.topic, w.state.topic_id, w.partition, self.version);
+                    expected.entry(k).or_insert(w.state);
+                }
+                assert_eq!(view, &expected, "the broker fetches what was wanted");
+            }
+            match outcome {
+                Outcome::Lost => return self.failed(),
+                Outcome::Dropped => return self.must_be_full = true,
+                Outcome::Answered | Outcome::NotSent => {}
+            }
+            let event = match answer {
+                Ok((id, _)) => self.client.handle_response(0, id),
+                Err(code) => self.client.handle_response(code, NO_SESSION),
+            };
+            self.must_be_full = !matches!(event, SessionEvent::Created(_) | SessionEvent::Continued);
+            if !self.must_be_full {
+                let s = &self.broker.sessions[&self.client.id()];
+                assert_eq!(s.epoch, self.client.next_epoch(), "{event:?}");
+            }
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
@@ -817,66 +903,16 @@ mod tests {
         /// goes on with is at the epoch the broker expects.
         #[test]
         fn the_broker_view_always_equals_the_wanted_set(ops in prop::collection::vec(op(), 1..80)) {
-            let mut broker = ModelBroker::default();
-            let mut client = FetchSession::new();
-            let mut version = 16i16;
-            let mut offsets = [0i64; 12];
-            let mut topic_ids = [1u128, 2, 3];
-            let mut must_be_full = true;
+            let mut replay = Replay {
+                broker: ModelBroker::default(),
+                client: FetchSession::new(),
+                version: 16,
+                offsets: [0; 12],
+                topic_ids: [1, 2, 3],
+                must_be_full: true,
+            };
             for op in ops {
-                let (mask, bump, dup, outcome) = match op {
-                    Op::Round { mask, bump, dup, outcome } => (mask, bump, dup, outcome),
-                    Op::Evict => { broker.sessions.clear(); continue; }
-                    Op::Skew => { broker.sessions.values_mut().for_each(|s| s.epoch = next_epoch(s.epoch)); continue; }
-                    Op::Reconnect => { client.handle_failure(); must_be_full = true; continue; }
-                    Op::Sessions(on) => { broker.no_sessions = !on; continue; }
-                    Op::Version(v) => { version = v; continue; }
-                    Op::Recreate(t) => { topic_ids[t] += 10; continue; }
-                };
-                let mut wanted = Vec::new();
-                for i in (0..12).filter(|i| mask & (1 << i) != 0) {
-                    if bump & (1 << i) != 0 {
-                        offsets[i] += 1;
-                    }
-                    let t = i / 4;
-                    wanted.push(Wanted { topic: TOPICS[t], partition: i as i32 % 4, state: state(topic_ids[t], offsets[i]) });
-                }
-                if dup && !wanted.is_empty() {
-                    let mut again = wanted[0];
-                    again.state.fetch_offset += 100;
-                    wanted.push(again);
-                }
-                let request = client.build_request(&wanted, version);
-                if must_be_full {
-                    prop_assert!(request.is_full(), "after trouble the next request is full: {request:?}");
-                }
-                if matches!(outcome, Outcome::NotSent) {
-                    client.handle_failure();
-                    must_be_full = true;
-                    continue;
-                }
-                let answer = broker.handle(&request, &wanted, version);
-                if let Ok((_, view)) = &answer {
-                    let mut expected = BTreeMap::new();
-                    for w in &wanted {
-                        expected.entry(key(w.topic, w.state.topic_id, w.partition, version)).or_insert(w.state);
-                    }
-                    prop_assert_eq!(view, &expected);
-                }
-                match outcome {
-                    Outcome::Lost => { client.handle_failure(); must_be_full = true; continue; }
-                    Outcome::Dropped => { must_be_full = true; continue; }
-                    _ => {}
-                }
-                let event = match answer {
-                    Ok((id, _)) => client.handle_response(0, id),
-                    Err(code) => client.handle_response(code, NO_SESSION),
-                };
-                must_be_full = !matches!(event, SessionEvent::Created(_) | SessionEvent::Continued);
-                if let SessionEvent::Created(_) | SessionEvent::Continued = event {
-                    let s = &broker.sessions[&client.id()];
-                    prop_assert_eq!(s.epoch, client.next_epoch(), "{:?}", event);
-                }
+                replay.apply(op);
             }
         }
     }
