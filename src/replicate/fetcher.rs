@@ -18,7 +18,7 @@ use super::slowpath::{release, upconvert_legacy, OversizePolicy, SlowPathOptions
 use super::txn::TxnFilter;
 use super::CorruptPolicy;
 use crate::batch::{BlobIter, Compression, FetchedEntry, RecordBatch};
-use crate::wire::fetch::{fetch, FetchParams, FetchedPartition, PartitionFetch};
+use crate::wire::fetch::{FetchParams, FetchedPartition, PartitionFetch, SessionFetcher};
 use crate::wire::{Cluster, Purpose};
 
 /// Kafka's `metadata.max.age.ms` default: metadata is refreshed at least this often.
@@ -26,6 +26,9 @@ const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
 /// Fetch wait used while a partition of the same broker waits for room downstream, so that
 /// an idle partition's long poll does not delay the busy one.
 const SHORT_WAIT_MS: i32 = 20;
+
+/// How long a stopping fetcher may take to close its fetch session on the broker.
+const CLOSE_SESSION_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Budget permits are counted in KiB so that a `u32` covers any sensible buffer size.
 pub const BUDGET_UNIT: usize = 1024;
@@ -110,7 +113,11 @@ async fn refresh_if_needed(ctx: &FetchContext) {
     }
 }
 
+/// Fetches from one broker in one fetch session (KIP-227) until `stop`. Each round asks for
+/// the partitions ready this round: those not ready (no room downstream, claimed by another
+/// broker's fetcher) drop out of the session and come back when ready.
 async fn run_broker_fetcher(ctx: Arc<FetchContext>, broker: i32, mut stop: watch::Receiver<bool>) {
+    let mut session = SessionFetcher::new();
     while !*stop.borrow() {
         let (claimed, busy_waiting) = claim_partitions(&ctx, broker);
         if claimed.is_empty() {
@@ -122,13 +129,15 @@ async fn run_broker_fetcher(ctx: Arc<FetchContext>, broker: i32, mut stop: watch
             continue;
         }
         tokio::select! {
-            _ = fetch_once(&ctx, broker, &claimed, busy_waiting) => {}
+            _ = fetch_once(&ctx, broker, &claimed, busy_waiting, &mut session) => {}
             _ = stop.changed() => {}
         }
         for p in &claimed {
             p.release();
         }
     }
+    // Frees the broker's session slot now rather than when the broker evicts it.
+    let _ = tokio::time::timeout(CLOSE_SESSION_TIMEOUT, session.close()).await;
 }
 
 /// Claims the partitions this broker leads that are ready for a fetch. Also says whether
@@ -151,7 +160,13 @@ fn claim_partitions(ctx: &FetchContext, broker: i32) -> (Vec<Arc<PartitionShared
     (claimed, busy_waiting)
 }
 
-async fn fetch_once(ctx: &FetchContext, broker: i32, claimed: &[Arc<PartitionShared>], busy_waiting: bool) {
+async fn fetch_once(
+    ctx: &FetchContext,
+    broker: i32,
+    claimed: &[Arc<PartitionShared>],
+    busy_waiting: bool,
+    session: &mut SessionFetcher,
+) {
     let requests: Vec<PartitionFetch> = claimed
         .iter()
         .map(|p| PartitionFetch {
@@ -168,7 +183,7 @@ async fn fetch_once(ctx: &FetchContext, broker: i32, claimed: &[Arc<PartitionSha
             if busy_waiting {
                 params.max_wait_ms = params.max_wait_ms.min(SHORT_WAIT_MS);
             }
-            fetch(&conn, params, &requests).await
+            session.fetch(&conn, params, &requests).await
         }
         Err(e) => Err(e),
     };
@@ -181,7 +196,8 @@ async fn fetch_once(ctx: &FetchContext, broker: i32, claimed: &[Arc<PartitionSha
             return;
         }
     };
-    // `claimed` and `requests` share indexes; look partitions up once, not per response.
+    // `claimed` and `requests` share indexes; look partitions up once, not per response. In
+    // a fetch session the answer lists only partitions with news: the others had nothing.
     let index: HashMap<(&str, i32), usize> = requests
         .iter()
         .enumerate()

@@ -10,14 +10,24 @@
 //! kferry takes from Metadata; when a topic id is unknown it stays at v12. Partitions of
 //! topics that were not asked for are dropped.
 //!
+//! Fetchers use fetch sessions (KIP-227, v7+) through [`SessionFetcher`]: the first
+//! request to a broker is full (epoch 0) and creates a session; later ones carry only the
+//! partitions added or changed since (a new fetch offset, mostly) and forget those no
+//! longer wanted, and the broker answers only for partitions with news. A session error
+//! (70, 71, 106), a failed request or a new connection falls back to a full request; a
+//! broker that gives no session (tansu) gets full requests at epoch 0. The bookkeeping is
+//! sans-I/O, in [`super::fetch_session`]. [`fetch`] (reconciliation's one-partition reads)
+//! sends sessionless requests (session 0, epoch -1).
+//!
 //! References: Kafka `FetchRequest.json`, `FetchResponse.json`; KIP-74 (max_bytes),
-//! KIP-227 (fetch sessions, not used yet: every fetch is a full fetch, session epoch -1).
+//! KIP-227 (fetch sessions), KIP-516 (topic ids).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic, ReplicaState};
 use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::{Encodable, Request, StrBytes};
 use uuid::Uuid;
@@ -26,6 +36,9 @@ use super::conn::Connection;
 use super::decode::{LeaderIdAndEpoch, NodeEndpoint};
 use super::error::{check_code, WireError};
 use super::fetch_response::{EpochEndOffset, FetchResponse};
+use super::fetch_session::{
+    FetchSession, FetchState, Forgotten, SessionEvent, SessionRequest, Wanted, FINAL_EPOCH, MIN_TOPIC_ID_VERSION,
+};
 
 /// Read only committed data (the log up to the last stable offset).
 pub const READ_COMMITTED: i8 = 1;
@@ -38,6 +51,20 @@ pub struct PartitionFetch {
     pub partition: i32,
     pub fetch_offset: i64,
     pub partition_max_bytes: i32,
+}
+
+impl PartitionFetch {
+    /// What a fetch session compares: everything the request says about the partition.
+    fn state(&self) -> FetchState {
+        FetchState {
+            topic_id: self.topic_id,
+            fetch_offset: self.fetch_offset,
+            partition_max_bytes: self.partition_max_bytes,
+            current_leader_epoch: -1,
+            last_fetched_epoch: -1,
+            log_start_offset: -1,
+        }
+    }
 }
 
 /// Request-wide fetch settings (Kafka consumer config names in the docs).
@@ -84,44 +111,233 @@ pub struct FetchedPartition {
     pub leader_endpoint: Option<Arc<NodeEndpoint>>,
 }
 
-/// Sends one Fetch request for `partitions` and returns what came back per partition.
+/// Sends one Fetch request for `partitions`, without a session, and returns what came back
+/// per partition.
 pub async fn fetch(
     conn: &Connection,
     params: FetchParams,
     partitions: &[PartitionFetch],
 ) -> Result<Vec<FetchedPartition>, WireError> {
-    let cap = if partitions.iter().all(|p| !p.topic_id.is_nil()) {
-        16
-    } else {
-        12
-    };
-    let version = conn.version_for::<FetchRequest>(cap)?;
-    let use_ids = version >= 13;
-    let mut topics: Vec<FetchTopic> = Vec::new();
-    let mut names_by_id: HashMap<Uuid, String> = HashMap::new();
-    for p in partitions {
-        let fp = FetchPartition::default()
-            .with_partition(p.partition)
-            .with_current_leader_epoch(-1)
-            .with_fetch_offset(p.fetch_offset)
-            .with_last_fetched_epoch(-1)
-            .with_log_start_offset(-1)
-            .with_partition_max_bytes(p.partition_max_bytes);
-        match topics.iter_mut().find(|t| t.topic.0.as_str() == p.topic) {
-            Some(t) => t.partitions.push(fp),
-            None => {
-                names_by_id.insert(p.topic_id, p.topic.clone());
-                let mut t = FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(p.topic.clone())))
-                    .with_partitions(vec![fp]);
-                if use_ids {
-                    t = t.with_topic_id(p.topic_id);
-                }
-                topics.push(t);
+    let version = fetch_version(conn, partitions)?;
+    let states: Vec<FetchState> = partitions.iter().map(PartitionFetch::state).collect();
+    let plan = SessionRequest::sessionless(partitions.len());
+    let request = build_request(params, version, partitions, &states, &plan);
+    let response = call(conn, &request, version).await?;
+    check_code(conn.cluster(), response.error_code, || {
+        format!("Fetch from {}", conn.addr())
+    })?;
+    Ok(fetched_partitions(conn, response, &Requested::new(partitions, version)))
+}
+
+/// Fetches from one broker in a fetch session (KIP-227), one request at a time.
+///
+/// The session belongs to the connection it was made on: a fetch over another connection
+/// (the old one failed and was replaced) starts a new one. See [`FetchSession`] for when
+/// requests are full and what incremental ones carry.
+#[derive(Debug, Default)]
+pub struct SessionFetcher {
+    session: FetchSession,
+    conn: Weak<Connection>,
+    /// The broker declined a session already (logged once).
+    declined: bool,
+}
+
+impl SessionFetcher {
+    /// No session yet: the first fetch is a full one.
+    pub fn new() -> SessionFetcher {
+        SessionFetcher::default()
+    }
+
+    /// The session's bookkeeping.
+    pub fn session(&self) -> &FetchSession {
+        &self.session
+    }
+
+    /// Sends the next Fetch of the session for `partitions` (every partition wanted; the
+    /// request carries only what the session needs) and returns the partitions the broker
+    /// answered for. A partition left out of an incremental answer had nothing new.
+    ///
+    /// A session error (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH,
+    /// FETCH_SESSION_TOPIC_ID_ERROR) returns no partitions: the next fetch is a full one.
+    pub async fn fetch(
+        &mut self,
+        conn: &Arc<Connection>,
+        params: FetchParams,
+        partitions: &[PartitionFetch],
+    ) -> Result<Vec<FetchedPartition>, WireError> {
+        if !Weak::ptr_eq(&self.conn, &Arc::downgrade(conn)) {
+            self.session.handle_failure();
+            self.conn = Arc::downgrade(conn);
+        }
+        let version = fetch_version(conn, partitions)?;
+        let states: Vec<FetchState> = partitions.iter().map(PartitionFetch::state).collect();
+        let wanted: Vec<Wanted> = partitions
+            .iter()
+            .zip(&states)
+            .map(|(p, s)| Wanted {
+                topic: &p.topic,
+                partition: p.partition,
+                state: *s,
+            })
+            .collect();
+        let plan = self.session.build_request(&wanted, version);
+        let request = build_request(params, version, partitions, &states, &plan);
+        let response = match call(conn, &request, version).await {
+            Ok(response) => response,
+            Err(e) => {
+                self.session.handle_failure();
+                return Err(e);
             }
+        };
+        let event = self.session.handle_response(response.error_code, response.session_id);
+        if self.log_event(conn, &plan, event) {
+            return Ok(Vec::new());
+        }
+        check_code(conn.cluster(), response.error_code, || {
+            format!("Fetch from {}", conn.addr())
+        })?;
+        Ok(fetched_partitions(conn, response, &Requested::new(partitions, version)))
+    }
+
+    /// Closes the session on the broker, if it may hold one (a last request at epoch -1
+    /// with no partitions), so that its slot is freed at once. Best effort: errors are
+    /// ignored, and nothing is sent if the connection is gone.
+    pub async fn close(&mut self) {
+        let Some(id) = self.session.poll_close() else {
+            return;
+        };
+        let Some(conn) = self.conn.upgrade().filter(|c| !c.is_poisoned()) else {
+            return;
+        };
+        let Ok(version) = conn.version_for::<FetchRequest>(16) else {
+            return;
+        };
+        let params = FetchParams {
+            max_wait_ms: 0,
+            min_bytes: 1,
+            max_bytes: 1,
+            isolation_level: READ_COMMITTED,
+        };
+        let plan = SessionRequest {
+            session_id: id,
+            epoch: FINAL_EPOCH,
+            send: Vec::new(),
+            forget: Vec::new(),
+        };
+        let request = build_request(params, version, &[], &[], &plan);
+        match call(&conn, &request, version).await {
+            Ok(_) => tracing::debug!(
+                cluster = conn.cluster(),
+                addr = conn.addr(),
+                "fetch session {id} closed"
+            ),
+            Err(e) => tracing::debug!(
+                cluster = conn.cluster(),
+                addr = conn.addr(),
+                "closing fetch session {id}: {e}"
+            ),
         }
     }
-    let request = FetchRequest::default()
+
+    /// Logs what the response did to the session; true for a session error (the answer
+    /// carries no partitions and the next request is full).
+    fn log_event(&mut self, conn: &Connection, plan: &SessionRequest, event: SessionEvent) -> bool {
+        let (cluster, addr) = (conn.cluster(), conn.addr());
+        match event {
+            SessionEvent::Created(id) => {
+                tracing::debug!(
+                    cluster,
+                    addr,
+                    "fetch session {id} created with {} partitions",
+                    plan.send.len()
+                );
+            }
+            SessionEvent::Declined if !self.declined => {
+                self.declined = true;
+                tracing::debug!(
+                    cluster,
+                    addr,
+                    "broker gives no fetch session: every fetch is a full one"
+                );
+            }
+            SessionEvent::Closed => {
+                tracing::debug!(cluster, addr, "fetch session {} closed by the broker", plan.session_id)
+            }
+            SessionEvent::Reset(code) if is_session_error(code) => {
+                tracing::info!(
+                    cluster,
+                    addr,
+                    "fetch session {} lost ({}); the next fetch is a full one",
+                    plan.session_id,
+                    error_name(code)
+                );
+                return true;
+            }
+            _ => {}
+        }
+        false
+    }
+}
+
+/// The top-level errors that concern the session only.
+fn is_session_error(code: i16) -> bool {
+    [
+        ResponseError::FetchSessionIdNotFound,
+        ResponseError::InvalidFetchSessionEpoch,
+        ResponseError::FetchSessionTopicIdError,
+    ]
+    .iter()
+    .any(|e| e.code() == code)
+}
+
+fn error_name(code: i16) -> String {
+    match ResponseError::try_from_code(code) {
+        Some(e) => format!("{e} (code {code})"),
+        None => format!("code {code}"),
+    }
+}
+
+/// Up to v16 when every topic id is known, else v12 (topics by name).
+fn fetch_version(conn: &Connection, partitions: &[PartitionFetch]) -> Result<i16, WireError> {
+    let cap = match partitions.iter().all(|p| !p.topic_id.is_nil()) {
+        true => 16,
+        false => 12,
+    };
+    conn.version_for::<FetchRequest>(cap)
+}
+
+/// A Fetch request carrying the partitions `plan` sends (with `states`, which share
+/// `partitions`' indexes) and forgets, in its session and epoch.
+fn build_request(
+    params: FetchParams,
+    version: i16,
+    partitions: &[PartitionFetch],
+    states: &[FetchState],
+    plan: &SessionRequest,
+) -> FetchRequest {
+    let use_ids = version >= MIN_TOPIC_ID_VERSION;
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    let mut topic_at: HashMap<&str, usize> = HashMap::new();
+    for &i in &plan.send {
+        let (p, s) = (&partitions[i], &states[i]);
+        let fp = FetchPartition::default()
+            .with_partition(p.partition)
+            .with_current_leader_epoch(s.current_leader_epoch)
+            .with_fetch_offset(s.fetch_offset)
+            .with_last_fetched_epoch(s.last_fetched_epoch)
+            .with_log_start_offset(s.log_start_offset)
+            .with_partition_max_bytes(s.partition_max_bytes);
+        let at = *topic_at.entry(p.topic.as_str()).or_insert_with(|| {
+            let mut t = FetchTopic::default().with_topic(TopicName(StrBytes::from_string(p.topic.clone())));
+            if use_ids {
+                t = t.with_topic_id(s.topic_id);
+            }
+            topics.push(t);
+            topics.len() - 1
+        });
+        topics[at].partitions.push(fp);
+    }
+    FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_replica_state(
             ReplicaState::default()
@@ -132,24 +348,51 @@ pub async fn fetch(
         .with_min_bytes(params.min_bytes)
         .with_max_bytes(params.max_bytes)
         .with_isolation_level(params.isolation_level)
-        .with_session_id(0)
-        .with_session_epoch(-1)
-        .with_topics(topics);
-    let response = call(conn, &request, version).await?;
-    check_code(conn.cluster(), response.error_code, || {
-        format!("Fetch from {}", conn.addr())
-    })?;
-    let requested = Requested {
-        by_id: use_ids.then_some(&names_by_id),
-        names: partitions.iter().map(|p| p.topic.as_str()).collect(),
-    };
-    Ok(fetched_partitions(conn, response, &requested))
+        .with_session_id(plan.session_id)
+        .with_session_epoch(plan.epoch)
+        .with_topics(topics)
+        .with_forgotten_topics_data(forgotten_topics(&plan.forget, use_ids))
 }
 
-/// The topics a request asked for: by id from v13 on, by name before.
+/// `forgotten_topics_data`: partitions grouped by topic id (v13+) or name.
+fn forgotten_topics(forget: &[Forgotten], use_ids: bool) -> Vec<ForgottenTopic> {
+    let mut out: Vec<ForgottenTopic> = Vec::new();
+    for f in forget {
+        let same = |t: &&mut ForgottenTopic| match use_ids {
+            true => t.topic_id == f.topic_id,
+            false => t.topic.0.as_str() == f.topic,
+        };
+        match out.iter_mut().find(same) {
+            Some(t) => t.partitions.push(f.partition),
+            None => {
+                let mut t = ForgottenTopic::default().with_partitions(vec![f.partition]);
+                t = match use_ids {
+                    true => t.with_topic_id(f.topic_id),
+                    false => t.with_topic(TopicName(StrBytes::from_string(f.topic.clone()))),
+                };
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+/// The topics a request asked for, in the request or earlier in its session: by id from
+/// v13 on, by name before.
 struct Requested<'a> {
-    by_id: Option<&'a HashMap<Uuid, String>>,
+    by_id: Option<HashMap<Uuid, &'a str>>,
     names: HashSet<&'a str>,
+}
+
+impl<'a> Requested<'a> {
+    fn new(partitions: &'a [PartitionFetch], version: i16) -> Requested<'a> {
+        let by_id = (version >= MIN_TOPIC_ID_VERSION)
+            .then(|| partitions.iter().map(|p| (p.topic_id, p.topic.as_str())).collect());
+        Requested {
+            by_id,
+            names: partitions.iter().map(|p| p.topic.as_str()).collect(),
+        }
+    }
 }
 
 /// Flattens a response into its partitions, named as the request named them.
@@ -163,8 +406,8 @@ fn fetched_partitions(conn: &Connection, response: FetchResponse, requested: &Re
     for t in response.responses {
         // A topic that was not asked for is not wanted (and its name, from the wire, is
         // not copied into every one of its partitions).
-        let name = match requested.by_id {
-            Some(by_id) => by_id.get(&t.topic_id).map(String::as_str),
+        let name = match &requested.by_id {
+            Some(by_id) => by_id.get(&t.topic_id).copied(),
             None => requested.names.get(t.topic.as_str()).copied(),
         };
         let Some(name) = name else {
@@ -208,4 +451,96 @@ async fn call(conn: &Connection, request: &FetchRequest, version: i16) -> Result
         .map_err(|e| protocol_error(format!("encode: {e}")))?;
     let response = conn.send(FetchRequest::KEY, version, vec![body.freeze()]).await?;
     FetchResponse::decode(response, version).map_err(|e| protocol_error(format!("decode: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::protocol::Decodable;
+
+    use super::*;
+
+    fn partition(topic: &str, id: u128, partition: i32, fetch_offset: i64) -> PartitionFetch {
+        PartitionFetch {
+            topic: topic.to_string(),
+            topic_id: Uuid::from_u128(id),
+            partition,
+            fetch_offset,
+            partition_max_bytes: 1000,
+        }
+    }
+
+    /// Encodes the request `plan` describes at `version` and decodes it as a broker would.
+    fn round_trip(partitions: &[PartitionFetch], plan: &SessionRequest, version: i16) -> FetchRequest {
+        let params = FetchParams {
+            max_wait_ms: 500,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            isolation_level: READ_COMMITTED,
+        };
+        let states: Vec<FetchState> = partitions.iter().map(PartitionFetch::state).collect();
+        let mut body = BytesMut::new();
+        build_request(params, version, partitions, &states, plan)
+            .encode(&mut body, version)
+            .unwrap();
+        FetchRequest::decode(&mut body.freeze(), version).unwrap()
+    }
+
+    #[test]
+    fn requests_carry_the_session_and_forget_by_name_or_id() {
+        let partitions = [
+            partition("a", 1, 0, 10),
+            partition("b", 2, 3, 30),
+            partition("a", 1, 2, 20),
+        ];
+        let plan = SessionRequest {
+            session_id: 7,
+            epoch: 4,
+            send: vec![0, 2],
+            forget: vec![
+                Forgotten {
+                    topic: "b".to_string(),
+                    topic_id: Uuid::from_u128(2),
+                    partition: 1,
+                },
+                Forgotten {
+                    topic: "b".to_string(),
+                    topic_id: Uuid::from_u128(2),
+                    partition: 5,
+                },
+            ],
+        };
+        for version in [7, 12, 13, 16] {
+            let r = round_trip(&partitions, &plan, version);
+            assert_eq!((r.session_id, r.session_epoch), (7, 4), "v{version}");
+            assert_eq!(r.topics.len(), 1, "v{version}: only topic a is sent");
+            let sent: Vec<(i32, i64)> = r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| (p.partition, p.fetch_offset))
+                .collect();
+            assert_eq!(sent, [(0, 10), (2, 20)], "v{version}");
+            assert_eq!(r.forgotten_topics_data.len(), 1, "v{version}");
+            let forgotten = &r.forgotten_topics_data[0];
+            assert_eq!(forgotten.partitions, [1, 5], "v{version}");
+            match version >= 13 {
+                true => {
+                    assert_eq!(r.topics[0].topic_id, Uuid::from_u128(1));
+                    assert_eq!(forgotten.topic_id, Uuid::from_u128(2));
+                }
+                false => {
+                    assert_eq!(r.topics[0].topic.as_str(), "a");
+                    assert_eq!(forgotten.topic.as_str(), "b");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sessionless_requests_carry_every_partition_at_epoch_minus_1() {
+        let partitions = [partition("a", 1, 0, 10), partition("b", 2, 0, 5)];
+        let r = round_trip(&partitions, &SessionRequest::sessionless(2), 16);
+        assert_eq!((r.session_id, r.session_epoch), (0, -1));
+        assert_eq!(r.topics.len(), 2);
+        assert!(r.forgotten_topics_data.is_empty());
+    }
 }

@@ -6,6 +6,7 @@
 //! - [`admin`]: CreateTopics, ListOffsets, InitProducerId, group offsets.
 //! - [`decode`]: a checked cursor for the responses kferry decodes itself.
 //! - [`fetch`]: Fetch requests and their per-partition results.
+//! - [`fetch_session`]: fetch sessions (KIP-227): what each Fetch to a broker must carry.
 //! - [`fetch_response`], [`produce_response`]: Fetch and Produce response decoding.
 //! - [`produce`]: Produce requests encoded as segments so payloads are never copied.
 
@@ -16,6 +17,7 @@ pub mod decode;
 pub mod error;
 pub mod fetch;
 pub mod fetch_response;
+pub mod fetch_session;
 pub mod produce;
 pub mod produce_mux;
 pub mod produce_response;

@@ -58,11 +58,12 @@ async fn read_frame(stream: &mut TcpStream) -> Result<Bytes, String> {
 async fn answer(shared: &Shared, mut frame: Bytes) -> Result<Bytes, String> {
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
-    shared
-        .requests
-        .lock()
-        .expect("requests lock")
-        .push(RequestSeen { api_key, version });
+    let seen = shared.record(RequestSeen {
+        api_key,
+        version,
+        bytes: 4 + frame.len(),
+        fetch: None,
+    });
     let key = ApiKey::try_from(api_key).map_err(|_| format!("unknown API key {api_key}"))?;
     let advertised = api_versions::advertises(&shared.options, api_key, version);
     // Header v1 (no tagged fields) is enough to read the correlation id of a request
@@ -88,7 +89,7 @@ async fn answer(shared: &Shared, mut frame: Bytes) -> Result<Bytes, String> {
         ApiKey::OffsetFetch => encode(offset_fetch::handle(shared, decode(&mut frame, v)?), v),
         ApiKey::OffsetCommit => encode(offset_commit::handle(shared, decode(&mut frame, v)?), v),
         ApiKey::ListOffsets => encode(list_offsets::handle(shared, decode(&mut frame, v)?, v), v),
-        ApiKey::Fetch => encode(fetch::handle(shared, decode(&mut frame, v)?, v).await, v),
+        ApiKey::Fetch => encode(fetch::handle(shared, decode(&mut frame, v)?, v, seen).await, v),
         other => return Err(format!("{other:?} is advertised but not implemented")),
     }?;
     frame_response(key, version, header.correlation_id, body)

@@ -12,11 +12,14 @@
 //! read_committed responses list the aborted transactions that overlap the data returned.
 //! When no partition has data, the fetch waits up to `max_wait_ms` for an append.
 //!
-//! Not faked: fetch sessions (KIP-227: the session id is always 0 and every fetch is a
-//! full one), `min_bytes` above 1, leader epochs, diverging epochs, preferred read replicas.
+//! Fetch sessions (KIP-227) are kept as Kafka keeps them, see [`super::fetch_session`]:
+//! an incremental answer holds only the partitions with news. Each request is recorded
+//! with its session, epoch and partition counts ([`super::FetchSeen`]).
+//!
+//! Not faked: `min_bytes` above 1, leader epochs, diverging epochs, preferred read replicas.
 //!
 //! References: Kafka `FetchRequest.json`, `FetchResponse.json`, `ReplicaManager.readFromLog`;
-//! KIP-74, KIP-98, KIP-516.
+//! KIP-74, KIP-98, KIP-227, KIP-516.
 
 use std::time::Duration;
 
@@ -26,6 +29,7 @@ use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 
+use super::fetch_session::{Context, SessionPartition};
 use super::state::State;
 use super::Shared;
 
@@ -34,54 +38,97 @@ const READ_COMMITTED: i8 = 1;
 /// Longest wait honoured, whatever `max_wait_ms` says (keeps a stuck test bounded).
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-pub(super) async fn handle(shared: &Shared, request: FetchRequest, version: i16) -> FetchResponse {
+pub(super) async fn handle(shared: &Shared, request: FetchRequest, version: i16, seen: usize) -> FetchResponse {
+    let enabled = !shared.options.no_fetch_sessions;
+    let context = shared.sessions().new_context(&request, version, enabled);
     let mut changed = shared.changed.subscribe();
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
-    loop {
+    let read = loop {
         changed.borrow_and_update();
-        let (response, has_data) = respond(&shared.state(), shared.options.cut_partial_entries, &request, version);
-        if has_data || tokio::time::timeout_at(deadline, changed.changed()).await.is_err() {
-            return response;
+        let read = {
+            let state = shared.state();
+            read_all(
+                &state,
+                shared.options.cut_partial_entries,
+                &request,
+                context.partitions(),
+                version,
+            )
+        };
+        if matches!(context, Context::Error(_))
+            || read.has_data
+            || tokio::time::timeout_at(deadline, changed.changed()).await.is_err()
+        {
+            break read.partitions;
         }
+    };
+    let answer = shared.sessions().finish(context, read);
+    let response = match answer {
+        Ok((session_id, partitions)) => FetchResponse::default()
+            .with_session_id(session_id)
+            .with_responses(by_topic(partitions)),
+        Err(code) => FetchResponse::default().with_error_code(code),
+    };
+    shared.record_fetch(seen, &request, &response);
+    response
+}
+
+/// What was read for every partition of an answer.
+struct ReadAll {
+    partitions: Vec<(SessionPartition, PartitionData)>,
+    has_data: bool,
+}
+
+/// Reads `partitions` as things stand.
+fn read_all(
+    state: &State,
+    cut: bool,
+    request: &FetchRequest,
+    partitions: &[SessionPartition],
+    version: i16,
+) -> ReadAll {
+    let mut remaining = usize::try_from(request.max_bytes).unwrap_or(0);
+    let mut has_data = false;
+    let mut out = Vec::with_capacity(partitions.len());
+    for p in partitions {
+        let name = match version >= 13 {
+            true => state.topic_name(p.topic_id).map(str::to_string),
+            false => Some(p.topic.to_string()),
+        };
+        let read = ReadParams {
+            committed: request.isolation_level == READ_COMMITTED,
+            limit: usize::try_from(p.fetch.partition_max_bytes).unwrap_or(0).min(remaining),
+            min_one: !has_data,
+            cut,
+        };
+        let data = partition(state, name.as_deref(), &p.fetch, read, version);
+        let len = data.records.as_ref().map_or(0, Bytes::len);
+        remaining = remaining.saturating_sub(len);
+        has_data |= len > 0;
+        out.push((p.clone(), data));
+    }
+    ReadAll {
+        partitions: out,
+        has_data,
     }
 }
 
-/// The response as things stand, and whether any partition returned records.
-fn respond(state: &State, cut: bool, request: &FetchRequest, version: i16) -> (FetchResponse, bool) {
-    let mut remaining = usize::try_from(request.max_bytes).unwrap_or(0);
-    let mut has_data = false;
-    let mut responses = Vec::new();
-    for t in &request.topics {
-        let name = match version >= 13 {
-            true => state.topic_name(t.topic_id).map(str::to_string),
-            false => Some(t.topic.to_string()),
-        };
-        let partitions = t
-            .partitions
-            .iter()
-            .map(|p| {
-                let read = ReadParams {
-                    committed: request.isolation_level == READ_COMMITTED,
-                    limit: usize::try_from(p.partition_max_bytes).unwrap_or(0).min(remaining),
-                    min_one: !has_data,
-                    cut,
-                };
-                let data = partition(state, name.as_deref(), p, read, version);
-                let len = data.records.as_ref().map_or(0, Bytes::len);
-                remaining = remaining.saturating_sub(len);
-                has_data |= len > 0;
-                data
-            })
-            .collect();
-        responses.push(
-            FetchableTopicResponse::default()
-                .with_topic(t.topic.clone())
-                .with_topic_id(t.topic_id)
-                .with_partitions(partitions),
-        );
+/// Groups consecutive partitions of the same topic into the response's topics.
+fn by_topic(partitions: Vec<(SessionPartition, PartitionData)>) -> Vec<FetchableTopicResponse> {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    for (p, data) in partitions {
+        match topics.last_mut() {
+            Some(t) if t.topic == p.topic && t.topic_id == p.topic_id => t.partitions.push(data),
+            _ => topics.push(
+                FetchableTopicResponse::default()
+                    .with_topic(p.topic)
+                    .with_topic_id(p.topic_id)
+                    .with_partitions(vec![data]),
+            ),
+        }
     }
-    (FetchResponse::default().with_responses(responses), has_data)
+    topics
 }
 
 /// How much of one partition to read.

@@ -18,12 +18,12 @@
 //! | OffsetFetch | 1-7 | offsets committed through OffsetCommit, in memory; -1 when none |
 //! | OffsetCommit | 2-8 | stores offset and metadata; no group membership checks |
 //! | ListOffsets | 1-7 | -2: log start offset; -1: high watermark (last stable offset when read_committed) |
-//! | Fetch | 4-16 | the log bytes from the first entry whose last offset is at or above the fetch offset, below the high watermark (or last stable offset), within KIP-74's byte limits; waits up to `max_wait_ms` for data |
+//! | Fetch | 4-16 | the log bytes from the first entry whose last offset is at or above the fetch offset, below the high watermark (or last stable offset), within KIP-74's byte limits; waits up to `max_wait_ms` for data; fetch sessions (KIP-227) unless [`FakeOptions::no_fetch_sessions`] |
 //!
 //! # What is not
 //!
 //! Produce, consumer-group membership (JoinGroup, Heartbeat...), transactions, admin APIs,
-//! fetch sessions (every Fetch is a full fetch: session id 0), leader epochs (always 0),
+//! leader epochs (always 0),
 //! replication, timestamp lookups in ListOffsets (any timestamp but -1 and -2 finds
 //! nothing: offset -1), SASL and TLS. InitProducerId, CreateTopics and DescribeConfigs are
 //! answered with UNSUPPORTED_VERSION; any other request, or an API at a version the fake
@@ -36,11 +36,12 @@
 //! * franz-go `pkg/kfake` (one file per API key, fault hooks)
 //! * Kafka `clients/src/main/resources/common/message/*.json` (message versions)
 //! * KIP-35 and KIP-511 (ApiVersions), KIP-74 (Fetch size limits), KIP-98 (aborted
-//!   transactions and the last stable offset), KIP-516 (topic ids)
+//!   transactions and the last stable offset), KIP-227 (fetch sessions), KIP-516 (topic ids)
 
 mod api_versions;
 mod conn;
 mod fetch;
+mod fetch_session;
 mod find_coordinator;
 mod list_offsets;
 mod metadata;
@@ -56,10 +57,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use fetch_session::Sessions;
 pub use state::{AbortedTxn, Committed};
 use state::{Partition, State};
 
@@ -76,15 +79,49 @@ pub struct FakeOptions {
     /// Cut Fetch data at the byte limit like Kafka does (the last entry may be partial)
     /// instead of returning whole entries only.
     pub cut_partial_entries: bool,
+    /// Keep no fetch session: answer every Fetch with session id 0, as tansu 0.6 does (and
+    /// Kafka when its session cache is full), so a client must send full requests.
+    pub no_fetch_sessions: bool,
 }
 
-/// One request the fake received: API key and version, in arrival order.
+/// One request the fake received, in arrival order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestSeen {
     /// Kafka API key.
     pub api_key: i16,
     /// Request version.
     pub version: i16,
+    /// The request's size on the wire: length prefix, header and body.
+    pub bytes: usize,
+    /// For a Fetch that was answered: its session and sizes.
+    pub fetch: Option<FetchSeen>,
+}
+
+/// A Fetch request and its answer, as far as fetch sessions (KIP-227) go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchSeen {
+    /// The request's session id and epoch.
+    pub session_id: i32,
+    pub epoch: i32,
+    /// Partitions the request carries (`topics`).
+    pub partitions: usize,
+    /// Partitions the request removes from its session (`forgotten_topics_data`).
+    pub forgotten: usize,
+    /// The answer's top-level error code.
+    pub error_code: i16,
+    /// The answer's session id.
+    pub response_session_id: i32,
+    /// Partitions in the answer.
+    pub response_partitions: usize,
+    /// Partitions in the answer that carry records.
+    pub response_with_records: usize,
+}
+
+impl FetchSeen {
+    /// True for a full request (epoch 0 or -1): it lists every partition wanted.
+    pub fn is_full(&self) -> bool {
+        self.epoch <= 0
+    }
 }
 
 /// What every connection task shares with the [`FakeBroker`] handle.
@@ -95,6 +132,8 @@ struct Shared {
     /// Bumped on every change to the logs, to wake long-polling fetches.
     changed: watch::Sender<u64>,
     requests: Mutex<Vec<RequestSeen>>,
+    /// Fetch sessions (KIP-227).
+    sessions: Mutex<Sessions>,
     /// Why connections were closed by the fake (not by their clients).
     closed: Mutex<Vec<String>>,
 }
@@ -102,6 +141,37 @@ struct Shared {
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().expect("fake broker state lock")
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        self.sessions.lock().expect("fake broker sessions lock")
+    }
+
+    /// Records a request; returns its index in [`FakeBroker::requests`].
+    fn record(&self, seen: RequestSeen) -> usize {
+        let mut requests = self.requests.lock().expect("requests lock");
+        requests.push(seen);
+        requests.len() - 1
+    }
+
+    /// Adds what a Fetch carried and got to the request recorded at `at`.
+    fn record_fetch(&self, at: usize, request: &FetchRequest, response: &FetchResponse) {
+        let seen = FetchSeen {
+            session_id: request.session_id,
+            epoch: request.session_epoch,
+            partitions: request.topics.iter().map(|t| t.partitions.len()).sum(),
+            forgotten: request.forgotten_topics_data.iter().map(|t| t.partitions.len()).sum(),
+            error_code: response.error_code,
+            response_session_id: response.session_id,
+            response_partitions: response.responses.iter().map(|t| t.partitions.len()).sum(),
+            response_with_records: response
+                .responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .filter(|p| p.records.as_ref().is_some_and(|r| !r.is_empty()))
+                .count(),
+        };
+        self.requests.lock().expect("requests lock")[at].fetch = Some(seen);
     }
 }
 
@@ -126,6 +196,7 @@ impl FakeBroker {
             state: Mutex::new(State::default()),
             changed: watch::channel(0).0,
             requests: Mutex::new(Vec::new()),
+            sessions: Mutex::new(Sessions::default()),
             closed: Mutex::new(Vec::new()),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
@@ -190,6 +261,31 @@ impl FakeBroker {
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<RequestSeen> {
         self.shared.requests.lock().expect("requests lock").clone()
+    }
+
+    /// The Fetch requests received so far and answered, in order.
+    pub fn fetches(&self) -> Vec<(RequestSeen, FetchSeen)> {
+        self.requests()
+            .into_iter()
+            .filter_map(|r| Some((r, r.fetch?)))
+            .collect()
+    }
+
+    /// Fetch sessions open.
+    pub fn fetch_sessions(&self) -> usize {
+        self.shared.sessions().len()
+    }
+
+    /// Drops every fetch session, as a broker restart or an eviction does: the next
+    /// incremental request of each gets FETCH_SESSION_ID_NOT_FOUND. Returns how many.
+    pub fn evict_fetch_sessions(&self) -> usize {
+        self.shared.sessions().evict_all()
+    }
+
+    /// Moves every fetch session's epoch on by one, so that the next request of each gets
+    /// INVALID_FETCH_SESSION_EPOCH. Returns how many sessions there are.
+    pub fn skew_fetch_session_epochs(&self) -> usize {
+        self.shared.sessions().skew_epochs()
     }
 
     /// Why the fake closed connections: requests it would not answer or could not parse.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
@@ -299,6 +299,123 @@ async fn fetch_limits_hooks_and_long_poll() {
     let (r, ()) = tokio::join!(c.call(&long_poll, 12), appender);
     assert!(started.elapsed() < Duration::from_secs(4), "woken by the append");
     assert_eq!(r.responses[0].partitions[0].records.as_deref(), Some(&batch[..]));
+}
+
+/// A Fetch in session `session_id` at `epoch` for partitions (index, fetch offset) of topic
+/// "t" with id `id`, forgetting `forget`; no waiting.
+fn session_fetch(id: uuid::Uuid, session_id: i32, epoch: i32, send: &[(i32, i64)], forget: &[i32]) -> FetchRequest {
+    let partitions = send
+        .iter()
+        .map(|&(p, offset)| {
+            FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)
+        })
+        .collect();
+    let topic = |t: FetchTopic| t.with_topic(name("t")).with_topic_id(id);
+    let mut r = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(1 << 20)
+        .with_session_id(session_id)
+        .with_session_epoch(epoch);
+    if !send.is_empty() {
+        r.topics = vec![topic(FetchTopic::default()).with_partitions(partitions)];
+    }
+    if !forget.is_empty() {
+        r.forgotten_topics_data = vec![ForgottenTopic::default()
+            .with_topic(name("t"))
+            .with_topic_id(id)
+            .with_partitions(forget.to_vec())];
+    }
+    r
+}
+
+/// (partition, has records) of every partition in an answer.
+fn answered(r: &FetchResponse) -> Vec<(i32, bool)> {
+    r.responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| (p.partition_index, p.records.as_ref().is_some_and(|r| !r.is_empty())))
+        .collect()
+}
+
+#[tokio::test]
+async fn fetch_sessions_answer_only_news_and_check_ids_and_epochs() {
+    let broker = FakeBroker::start().await.unwrap();
+    broker.create_topic("t", 3);
+    broker.append("t", 0, &v2_batch(0, 2));
+    let mut c = Client::connect(&broker).await;
+    let id = c.call(&MetadataRequest::default().with_topics(None), 12).await.topics[0].topic_id;
+
+    // Full: creates a session and answers for every partition.
+    let r = c
+        .call(&session_fetch(id, 0, 0, &[(0, 0), (1, 0), (2, 0)], &[]), 16)
+        .await;
+    let session = r.session_id;
+    assert_ne!(session, 0);
+    assert_eq!(answered(&r), [(0, true), (1, false), (2, false)]);
+    assert_eq!(broker.fetch_sessions(), 1);
+    // Incremental: partition 0 moves on; nothing has news.
+    let r = c.call(&session_fetch(id, session, 1, &[(0, 2)], &[]), 16).await;
+    assert_eq!((r.error_code, r.session_id, answered(&r)), (0, session, vec![]));
+    // An append is news for its partition only, though the request names no partition.
+    broker.append("t", 2, &v2_batch(0, 1));
+    let r = c.call(&session_fetch(id, session, 2, &[], &[]), 16).await;
+    assert_eq!(answered(&r), [(2, true)]);
+    // A forgotten partition is no longer fetched.
+    let r = c.call(&session_fetch(id, session, 3, &[(2, 1)], &[1]), 16).await;
+    assert_eq!(answered(&r), []);
+    broker.append("t", 1, &v2_batch(0, 1));
+    let r = c.call(&session_fetch(id, session, 4, &[], &[]), 16).await;
+    assert_eq!(answered(&r), []);
+
+    // Session errors: session id 0, no partitions; the session itself is unchanged.
+    let r = c.call(&session_fetch(id, session, 9, &[], &[]), 16).await;
+    assert_eq!((r.error_code, r.session_id, r.responses.len()), (71, 0, 0));
+    let r = c.call(&session_fetch(id, session + 1, 1, &[], &[]), 16).await;
+    assert_eq!(r.error_code, 70, "unknown session id");
+    let by_name = session_fetch(uuid::Uuid::nil(), session, 5, &[], &[]);
+    assert_eq!(c.call(&by_name, 12).await.error_code, 106, "a v16 session at v12");
+    assert_eq!(broker.skew_fetch_session_epochs(), 1);
+    assert_eq!(
+        c.call(&session_fetch(id, session, 5, &[], &[]), 16).await.error_code,
+        71
+    );
+    // Forgetting the last partitions closes the session.
+    let r = c.call(&session_fetch(id, session, 6, &[], &[0, 2]), 16).await;
+    assert_eq!((r.error_code, r.session_id), (0, 0));
+    assert_eq!(broker.fetch_sessions(), 0);
+    // A full request closing a session it names, then eviction.
+    let r = c.call(&session_fetch(id, 0, 0, &[(1, 0)], &[]), 16).await;
+    let again = c.call(&session_fetch(id, r.session_id, 0, &[(1, 0)], &[]), 16).await;
+    assert_eq!(broker.fetch_sessions(), 1, "the session named was closed");
+    assert_eq!(broker.evict_fetch_sessions(), 1);
+    let r = c.call(&session_fetch(id, again.session_id, 1, &[], &[]), 16).await;
+    assert_eq!(r.error_code, 70);
+
+    let fetches = broker.fetches();
+    let (first, seen) = fetches[0];
+    assert_eq!((seen.session_id, seen.epoch, seen.partitions), (0, 0, 3));
+    assert_eq!((seen.response_session_id, seen.response_partitions), (session, 3));
+    assert!(seen.is_full() && first.bytes > fetches[1].0.bytes);
+    assert_eq!((fetches[3].1.partitions, fetches[3].1.forgotten), (1, 1));
+}
+
+#[tokio::test]
+async fn fetch_sessions_can_be_off() {
+    let broker = FakeBroker::start_with(FakeOptions {
+        no_fetch_sessions: true,
+        ..FakeOptions::default()
+    })
+    .await
+    .unwrap();
+    broker.create_topic("t", 1);
+    let mut c = Client::connect(&broker).await;
+    let id = c.call(&MetadataRequest::default().with_topics(None), 12).await.topics[0].topic_id;
+    let r = c.call(&session_fetch(id, 0, 0, &[(0, 0)], &[]), 16).await;
+    assert_eq!((r.error_code, r.session_id, answered(&r)), (0, 0, vec![(0, false)]));
+    assert_eq!(broker.fetch_sessions(), 0);
 }
 
 #[tokio::test]
