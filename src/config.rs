@@ -81,7 +81,13 @@ pub struct RouteSection {
     pub fetch_max_bytes: u32,
     #[serde(rename = "fetch.max.wait.ms", default = "default_fetch_wait_ms")]
     pub fetch_max_wait_ms: u32,
-    #[serde(rename = "buffer.memory", default = "default_buffer_memory")]
+    /// Bytes of fetched data the route may hold: a number of bytes or a size with a unit
+    /// ("256MiB", "1GB").
+    #[serde(
+        rename = "buffer.memory",
+        default = "default_buffer_memory",
+        deserialize_with = "byte_size"
+    )]
     pub buffer_memory: u64,
     /// Codec on the target: "keep" (default: each batch's own), "none", "gzip", "snappy", "lz4", "zstd".
     #[serde(default = "default_keep")]
@@ -104,6 +110,10 @@ pub struct RouteSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Bytes of fetched data the whole process may hold, over every route (on top of each
+    /// route's own `buffer.memory`). Unset: only the routes' caps apply.
+    #[serde(rename = "buffer.memory", default, deserialize_with = "optional_byte_size")]
+    pub buffer_memory: Option<u64>,
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterSection>,
     #[serde(default)]
@@ -149,6 +159,31 @@ fn default_identity() -> String {
 fn default_true() -> bool {
     true
 }
+/// A byte size in the file: an integer (bytes) or a string with a unit (see [`parse_bytes`]).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ByteSize {
+    Bytes(u64),
+    Text(String),
+}
+
+impl ByteSize {
+    fn bytes<E: serde::de::Error>(self) -> Result<u64, E> {
+        match self {
+            ByteSize::Bytes(n) => Ok(n),
+            ByteSize::Text(t) => parse_bytes(&t).map_err(E::custom),
+        }
+    }
+}
+
+fn byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    ByteSize::deserialize(d)?.bytes()
+}
+
+fn optional_byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::<ByteSize>::deserialize(d)?.map(ByteSize::bytes).transpose()
+}
+
 /// Parses a byte size: a plain number of bytes, or a number with a unit: `KB`, `MB`, `GB`,
 /// `TB` (powers of 1000) or `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024), e.g. `"256MiB"`.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
@@ -165,7 +200,11 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gib" => 1 << 30,
         "tib" => 1 << 40,
-        _ => return Err(format!("'{text}': unknown unit '{unit}' (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")),
+        _ => {
+            return Err(format!(
+                "'{text}': unknown unit '{unit}' (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ))
+        }
     };
     let value: f64 = number
         .parse()
@@ -290,6 +329,9 @@ impl Config {
             if r.fetch_max_bytes as u64 > r.buffer_memory {
                 return Err((key("fetch.max.bytes"), "must not exceed buffer.memory".to_string()));
             }
+            if r.buffer_memory < 1024 * 1024 {
+                return Err((key("buffer.memory"), "must be at least 1MiB".to_string()));
+            }
             if !names.insert(self.route_name(r)) {
                 return Err((key("name"), format!("duplicate route name '{}'", self.route_name(r))));
             }
@@ -318,8 +360,10 @@ impl Config {
             .collect()
     }
 
-    /// Library config for every route (call after [`Config::validate`]).
+    /// Library config for every route (call after [`Config::validate`]). Routes share one
+    /// process-wide memory cap when the top-level `buffer.memory` is set.
     pub fn route_configs(&self) -> Vec<RouteConfig> {
+        let process_cap = self.buffer_memory.map(crate::replicate::budget::Cap::new);
         self.routes
             .iter()
             .map(|r| {
@@ -336,6 +380,7 @@ impl Config {
                 rc.fetch_max_bytes = r.fetch_max_bytes as i32;
                 rc.fetch_max_wait_ms = r.fetch_max_wait_ms as i32;
                 rc.buffer_memory = r.buffer_memory;
+                rc.process_memory_cap = process_cap.clone();
                 rc.compression = parse_compression(&r.compression).flatten();
                 rc.oversize = parse_oversize(&r.oversize).unwrap_or(OversizePolicy::Split);
                 rc.check_crcs = r.check_crcs;
@@ -421,6 +466,35 @@ source = "a"
 target = "b"
 topics = ["orders.*"]
 "#;
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_bytes("268435456"), Ok(268_435_456));
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1.5 GB"), Ok(1_500_000_000));
+        assert_eq!(parse_bytes("64kib"), Ok(64 << 10));
+        assert!(parse_bytes("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("MiB").is_err());
+    }
+
+    #[test]
+    fn memory_caps_per_route_and_for_the_process() {
+        let text = format!("\"buffer.memory\" = \"512MiB\"\n{GOOD}\"buffer.memory\" = \"64MiB\"\n[[routes]]\nname = \"second\"\nsource = \"b\"\ntarget = \"a\"\ntopics = [\"x\"]\n\"buffer.memory\" = 33554432\n");
+        let c = load_str(&text).unwrap();
+        assert_eq!(c.buffer_memory, Some(512 << 20));
+        let routes = c.route_configs();
+        assert_eq!(routes[0].buffer_memory, 64 << 20);
+        assert_eq!(routes[1].buffer_memory, 32 << 20);
+        let (a, b) = (
+            routes[0].process_memory_cap.as_ref(),
+            routes[1].process_memory_cap.as_ref(),
+        );
+        assert_eq!(a.map(|c| c.bytes()), Some(512 << 20));
+        assert_eq!(b.map(|c| c.bytes()), Some(512 << 20));
+        assert!(load_str(GOOD).unwrap().route_configs()[0].process_memory_cap.is_none());
+        let bad = load_str(&format!("{GOOD}\"buffer.memory\" = \"lots\"\n")).unwrap_err();
+        assert!(bad.to_string().contains("lots"), "{bad}");
+    }
 
     #[test]
     fn good_config_loads_with_defaults() {

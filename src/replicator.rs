@@ -28,6 +28,7 @@ use crate::wire::{Cluster, ClusterConfig};
 pub struct ReplicatorBuilder {
     clusters: Vec<ClusterConfig>,
     routes: Vec<RouteConfig>,
+    process_cap: Option<crate::replicate::budget::Cap>,
     observer: Option<BatchObserver>,
 }
 
@@ -50,8 +51,21 @@ impl ReplicatorBuilder {
         self
     }
 
+    /// Caps the bytes of fetched data all routes together may hold (each route's own
+    /// `buffer_memory` still applies).
+    pub fn buffer_memory(mut self, bytes: u64) -> Self {
+        let cap = crate::replicate::budget::Cap::new(bytes);
+        self.process_cap = Some(cap);
+        self
+    }
+
     /// Checks that every route names known clusters.
-    pub fn build(self) -> Result<Replicator, RouteError> {
+    pub fn build(mut self) -> Result<Replicator, RouteError> {
+        if let Some(cap) = &self.process_cap {
+            for r in &mut self.routes {
+                r.process_memory_cap = Some(cap.clone());
+            }
+        }
         let clusters: HashMap<String, Arc<Cluster>> = self
             .clusters
             .into_iter()

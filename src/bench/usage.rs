@@ -11,6 +11,12 @@ pub struct Usage {
     pub sys_cpu_s: f64,
     /// Peak resident set size over the process's life, in KiB.
     pub max_rss_kib: u64,
+    /// Page faults served without I/O (first touch of fresh memory, mostly).
+    #[serde(default)]
+    pub minor_faults: u64,
+    /// Times the process gave up the CPU waiting (for I/O, a lock, a wakeup).
+    #[serde(default)]
+    pub voluntary_switches: u64,
 }
 
 impl Usage {
@@ -23,6 +29,8 @@ impl Usage {
                     user_cpu_s: secs(r.user_time()),
                     sys_cpu_s: secs(r.system_time()),
                     max_rss_kib: r.max_rss().max(0) as u64,
+                    minor_faults: r.minor_page_faults().max(0) as u64,
+                    voluntary_switches: r.voluntary_context_switches().max(0) as u64,
                 }
             }
             Err(_) => Usage::default(),
@@ -35,6 +43,8 @@ impl Usage {
             user_cpu_s: self.user_cpu_s - earlier.user_cpu_s,
             sys_cpu_s: self.sys_cpu_s - earlier.sys_cpu_s,
             max_rss_kib: self.max_rss_kib,
+            minor_faults: self.minor_faults - earlier.minor_faults,
+            voluntary_switches: self.voluntary_switches - earlier.voluntary_switches,
         }
     }
 
@@ -64,6 +74,10 @@ pub struct RunReport {
     /// Heap bytes allocated during the run (kferry only, from its counting allocator).
     #[serde(default)]
     pub allocated_bytes: Option<u64>,
+    #[serde(default)]
+    pub minor_faults: u64,
+    #[serde(default)]
+    pub voluntary_switches: u64,
     /// Records the baseline's producer failed to deliver.
     #[serde(default)]
     pub delivery_errors: u64,

@@ -186,7 +186,14 @@ impl Rng {
 
 const METRICS: [&str; 8] = ["cpu", "mem", "disk", "net", "diskio", "kernel", "processes", "swap"];
 const REGIONS: [&str; 4] = ["eu-west-1", "us-east-1", "us-west-2", "ap-south-1"];
-const FIELDS: [&str; 6] = ["usage_user", "usage_system", "usage_idle", "bytes_sent", "bytes_recv", "iowait"];
+const FIELDS: [&str; 6] = [
+    "usage_user",
+    "usage_system",
+    "usage_idle",
+    "bytes_sent",
+    "bytes_recv",
+    "iowait",
+];
 const SERVICES: [&str; 6] = ["checkout", "search", "auth", "catalog", "payments", "gateway"];
 const PATHS: [&str; 6] = [
     "/api/v2/orders",

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify};
 
+use super::budget::{Budget, Reservation};
 use super::partition::{Chunk, Forward, PartitionShared};
 use super::slowpath::{release, upconvert_legacy, OversizePolicy, SlowPathOptions};
 use super::txn::TxnFilter;
@@ -30,9 +31,6 @@ const SHORT_WAIT_MS: i32 = 20;
 /// How long a stopping fetcher may take to close its fetch session on the broker.
 const CLOSE_SESSION_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Budget permits are counted in KiB so that a `u32` covers any sensible buffer size.
-pub const BUDGET_UNIT: usize = 1024;
-
 /// What every fetcher of a route shares.
 pub struct FetchContext {
     pub route: Arc<str>,
@@ -40,9 +38,8 @@ pub struct FetchContext {
     pub partitions: Vec<Arc<PartitionShared>>,
     pub params: FetchParams,
     pub partition_max_bytes: i32,
-    pub budget: Arc<Semaphore>,
-    /// The budget's size in permits.
-    pub budget_units: usize,
+    /// The memory cap (`buffer.memory`): room is reserved before each fetch.
+    pub budget: Budget,
     /// Signalled by sinks when they take a chunk (there is room to fetch again).
     pub wake: Arc<Notify>,
     pub retry_backoff: Duration,
@@ -177,9 +174,19 @@ async fn fetch_once(
             partition_max_bytes: ctx.partition_max_bytes,
         })
         .collect();
+    // Room first: fetching pauses while the memory cap is reached, and the broker is asked
+    // for no more than the room reserved.
+    let Some(mut room) = ctx
+        .budget
+        .reserve(ctx.partition_max_bytes as usize, ctx.params.max_bytes as usize)
+        .await
+    else {
+        return;
+    };
     let result = match ctx.source.broker(broker, Purpose::Fetch).await {
         Ok(conn) => {
             let mut params = ctx.params;
+            params.max_bytes = params.max_bytes.min(room.bytes() as i32);
             if busy_waiting {
                 params.max_wait_ms = params.max_wait_ms.min(SHORT_WAIT_MS);
             }
@@ -208,7 +215,7 @@ async fn fetch_once(
         let Some(&i) = index.get(&(fetched.topic.as_str(), fetched.partition)) else {
             continue;
         };
-        retriable_errors |= handle_partition(ctx, &claimed[i], requests[i].fetch_offset, fetched).await;
+        retriable_errors |= handle_partition(ctx, &claimed[i], requests[i].fetch_offset, fetched, &mut room).await;
     }
     if retriable_errors {
         tokio::time::sleep(ctx.retry_backoff).await;
@@ -221,6 +228,7 @@ async fn handle_partition(
     part: &PartitionShared,
     fetch_offset: i64,
     fetched: FetchedPartition,
+    room: &mut Reservation,
 ) -> bool {
     if let Some(error) = ResponseError::try_from_code(fetched.error_code) {
         return handle_partition_error(ctx, part, fetch_offset, &fetched, error).await;
@@ -231,12 +239,20 @@ async fn handle_partition(
             true => None,
             false => {
                 let bytes: usize = split.forwards.iter().map(|f| f.batch.len()).sum();
-                // A batch larger than the whole budget still goes through, alone.
-                let units = bytes.div_ceil(BUDGET_UNIT).clamp(1, ctx.budget_units) as u32;
-                let Ok(permit) = ctx.budget.clone().acquire_many_owned(units).await else {
-                    return false;
+                // The reservation covers what the broker sent, except a first batch larger
+                // than max_bytes (KIP-74) or bytes a slow path added: wait for those.
+                let share = match room.split(bytes) {
+                    Some(share) => share,
+                    None => {
+                        let mut share = room.take_all();
+                        let Some(extra) = ctx.budget.reserve_exact(bytes - share.bytes()).await else {
+                            return false;
+                        };
+                        share.merge(extra);
+                        share
+                    }
                 };
-                Some(Arc::new(permit))
+                Some(Arc::new(share))
             }
         };
         let chunk = Chunk {

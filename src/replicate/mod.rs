@@ -12,6 +12,7 @@
 //! 4. On start, [`reconcile`] matches the target's tail to the source so that batches the
 //!    target already holds are not written twice.
 
+pub mod budget;
 pub mod counters;
 pub mod fetcher;
 pub mod hook;
@@ -81,6 +82,9 @@ pub struct RouteConfig {
     pub fetch_max_wait_ms: i32,
     /// Bytes of fetched data the route may hold before it stops fetching.
     pub buffer_memory: u64,
+    /// The process-wide cap that this route shares with every other route, if any (the
+    /// top-level `buffer.memory`; [`crate::Replicator`] sets it).
+    pub process_memory_cap: Option<budget::Cap>,
     /// Produce requests in flight per partition (Kafka allows at most 5 with idempotence).
     pub max_in_flight: usize,
     /// `retry.backoff.ms`.
@@ -133,6 +137,7 @@ impl RouteConfig {
             fetch_max_bytes: 16 * 1024 * 1024,
             fetch_max_wait_ms: 500,
             buffer_memory: 256 * 1024 * 1024,
+            process_memory_cap: None,
             max_in_flight: 5,
             retry_backoff: Duration::from_millis(100),
             compression: None,

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 
 use super::counters::PartitionCounters;
 use super::txn::TxnFilter;
@@ -49,7 +49,7 @@ pub struct Chunk {
     /// position moves here.
     pub end_offset: i64,
     /// Released when the last batch of the chunk has been acknowledged (or dropped).
-    pub budget: Option<Arc<OwnedSemaphorePermit>>,
+    pub budget: Option<Arc<super::budget::Reservation>>,
 }
 
 /// What identifies a replicated partition and its target.

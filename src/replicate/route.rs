@@ -12,10 +12,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
-use super::fetcher::{run_fetchers, FetchContext, BUDGET_UNIT};
+use super::budget::{Budget, Cap};
+use super::fetcher::{run_fetchers, FetchContext};
 use super::hook::BatchObserver;
 use super::partition::{Acked, PartitionShared, PartitionSpec};
 use super::progress::{self, commit_changed, run_checkpointer, ProgressStore};
@@ -301,8 +302,6 @@ pub async fn start_route(
         resumed_batches,
         "route started"
     );
-    let budget_units =
-        (cfg.buffer_memory as usize / BUDGET_UNIT).clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let fetch_ctx = Arc::new(FetchContext {
         route: Arc::from(route.as_str()),
         source: source.clone(),
@@ -314,8 +313,10 @@ pub async fn start_route(
             isolation_level: READ_COMMITTED,
         },
         partition_max_bytes: cfg.max_partition_fetch_bytes,
-        budget: Arc::new(Semaphore::new(budget_units)),
-        budget_units,
+        budget: Budget {
+            route: Cap::new(cfg.buffer_memory),
+            global: cfg.process_memory_cap.clone(),
+        },
         wake,
         retry_backoff: cfg.retry_backoff,
         compression: cfg.compression,

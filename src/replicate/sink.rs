@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::hook::{BatchObserver, ForwardedBatch};
 use super::partition::{Acked, Chunk, Forward, PartitionShared};
@@ -53,7 +53,7 @@ struct Outgoing {
     sequence: Option<i32>,
     /// The acknowledged source position once this batch is acknowledged.
     source_next: i64,
-    _budget: Option<Arc<OwnedSemaphorePermit>>,
+    _budget: Option<Arc<super::budget::Reservation>>,
 }
 
 type Pending = Pin<Box<dyn Future<Output = Result<PartitionOutcome, WireError>> + Send + Sync>>;

@@ -14,8 +14,8 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::conn::{Connection, ReadMode};
-use super::produce_mux::ProduceSender;
 use super::error::WireError;
+use super::produce_mux::ProduceSender;
 
 /// How to reach a cluster. Field names follow Kafka's client configs.
 #[derive(Debug, Clone)]

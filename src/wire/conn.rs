@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::WireError;
+use super::recv_pool::RecvPool;
 use super::versions::ApiVersions;
 
 /// Largest response frame accepted; a larger length prefix poisons the connection.
@@ -412,8 +413,9 @@ fn frame_size(prefix: [u8; 4]) -> Result<usize, String> {
 }
 
 async fn read_exact_frames(mut socket: OwnedReadHalf, shared: &Mutex<Shared>) -> String {
+    let pool = Arc::new(RecvPool::default());
     loop {
-        let frame = match read_frame(&mut socket).await {
+        let frame = match read_frame(&mut socket, &pool).await {
             Ok(frame) => frame,
             Err(e) => return e,
         };
@@ -423,15 +425,16 @@ async fn read_exact_frames(mut socket: OwnedReadHalf, shared: &Mutex<Shared>) ->
     }
 }
 
-/// Reads one size-prefixed frame into a buffer of exactly its size (no other copy).
-async fn read_frame(socket: &mut OwnedReadHalf) -> Result<Bytes, String> {
+/// Reads one size-prefixed frame into a buffer of its size (no other copy), recycled from
+/// `pool` when one is idle.
+async fn read_frame(socket: &mut OwnedReadHalf, pool: &Arc<RecvPool>) -> Result<Bytes, String> {
     let mut prefix = [0u8; 4];
     socket
         .read_exact(&mut prefix)
         .await
         .map_err(|e| format!("read failed: {e}"))?;
     let size = frame_size(prefix)?;
-    let mut buf = BytesMut::with_capacity(size);
+    let mut buf = pool.take(size);
     while buf.len() < size {
         let limit = size - buf.len();
         let n = (&mut *socket)
@@ -443,7 +446,7 @@ async fn read_frame(socket: &mut OwnedReadHalf) -> Result<Bytes, String> {
             return Err("broker closed the connection".to_string());
         }
     }
-    Ok(buf.freeze())
+    Ok(pool.freeze(buf))
 }
 
 async fn read_buffered_frames(mut socket: OwnedReadHalf, shared: &Mutex<Shared>) -> String {

@@ -21,6 +21,7 @@ pub mod fetch_session;
 pub mod produce;
 pub mod produce_mux;
 pub mod produce_response;
+pub mod recv_pool;
 pub mod versions;
 
 pub use admin::{CommittedOffset, NewTopic, EARLIEST, LATEST};

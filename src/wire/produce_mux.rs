@@ -95,14 +95,19 @@ async fn run(conn: Arc<Connection>, mut queue: mpsc::Receiver<ProducePart>) {
                 None => return,
             },
         };
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         // Sinks woken by the same fetch response queue their batches now; let them.
         tokio::task::yield_now().await;
         let mut bytes = first.payload.len();
         let mut parts = vec![first];
         while bytes < MAX_REQUEST_BYTES {
             let Ok(part) = queue.try_recv() else { break };
-            if parts.iter().any(|p| p.partition == part.partition && p.topic == part.topic) {
+            if parts
+                .iter()
+                .any(|p| p.partition == part.partition && p.topic == part.topic)
+            {
                 carried = Some(part);
                 break;
             }

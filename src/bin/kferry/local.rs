@@ -90,7 +90,6 @@ pub fn start_broker(tansu: &Path, name: &str) -> Result<LocalBroker, CliError> {
     Ok(broker)
 }
 
-
 /// A child process that is killed when dropped.
 pub struct Guarded(Option<Child>);
 

@@ -1,5 +1,6 @@
 //! The `kferry` command: a thin layer of argument parsing over the library.
 
+mod alloc;
 mod bench;
 mod demo;
 mod local;
@@ -8,18 +9,11 @@ mod run;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+pub use alloc::allocated_bytes;
 use clap::{Parser, Subcommand};
-use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
-/// The system allocator, counting what it hands out, so that `kferry bench` can report
-/// allocated bytes per forwarded byte (a few relaxed atomic adds per allocation).
 #[global_allocator]
-static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
-
-/// Heap bytes allocated by this process so far.
-pub fn allocated_bytes() -> u64 {
-    GLOBAL.stats().bytes_allocated as u64
-}
+static GLOBAL: alloc::Counting = alloc::Counting;
 
 /// kferry: replicate Kafka topics between clusters by forwarding record batches untouched.
 #[derive(Parser)]
@@ -30,6 +24,10 @@ struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `kferry=debug`.
     #[arg(long, global = true, env = "KFERRY_LOG", default_value = "info")]
     log: String,
+    /// Threads that run kferry's tasks (default: one per CPU). One thread avoids waking a
+    /// second one for every event, which costs CPU when the brokers set the pace.
+    #[arg(long, global = true, env = "KFERRY_WORKER_THREADS")]
+    worker_threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -52,7 +50,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Load generator, end-to-end throughput against a baseline, and latency.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(Box<bench::BenchCommand>),
 }
 
 fn main() -> ExitCode {
@@ -61,7 +59,14 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut runtime = match cli.worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if let Some(n) = cli.worker_threads.filter(|&n| n > 1) {
+        runtime.worker_threads(n);
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kferry: cannot start the async runtime: {e}");
@@ -74,7 +79,7 @@ fn main() -> ExitCode {
             Command::Run { config: None } => demo::demo(demo::DemoArgs::default()).await,
             Command::CheckConfig { config, offline } => run::check_config(&config, offline).await,
             Command::Demo(args) => demo::demo(args).await,
-            Command::Bench(command) => bench::bench(command).await,
+            Command::Bench(command) => bench::bench(*command).await,
         }
     });
     match result {

@@ -116,7 +116,10 @@ impl Brokers {
 
 pub async fn run(args: E2eArgs) -> Result<(), CliError> {
     let plan = args.workload.plan()?;
-    let topic = args.topic.clone().unwrap_or_else(|| format!("bench.{}", args.workload.workload));
+    let topic = args
+        .topic
+        .clone()
+        .unwrap_or_else(|| format!("bench.{}", args.workload.workload));
     let brokers = Brokers::start(&args)?;
     let external = matches!(brokers, Brokers::External { .. });
     let baseline = match args.no_baseline {
@@ -226,12 +229,21 @@ fn run_kferry(
 ) -> Result<RunReport, CliError> {
     let exe = std::env::current_exe().map_err(CliError::failed)?;
     let mut cmd = Command::new(exe);
-    cmd.args(["bench", "replicate", "--source", source, "--target", target, "--topic", topic])
-        .args(["--records", &records.to_string()])
-        .args(["--fetch-max-wait-ms", &args.fetch_max_wait_ms.to_string()])
-        .args(["--buffer-memory", &args.buffer_memory])
-        .args(["--group", &format!("kferry-bench-{}-{run}", std::process::id())])
-        .env("KFERRY_LOG", "warn");
+    cmd.args([
+        "bench",
+        "replicate",
+        "--source",
+        source,
+        "--target",
+        target,
+        "--topic",
+        topic,
+    ])
+    .args(["--records", &records.to_string()])
+    .args(["--fetch-max-wait-ms", &args.fetch_max_wait_ms.to_string()])
+    .args(["--buffer-memory", &args.buffer_memory])
+    .args(["--group", &format!("kferry-bench-{}-{run}", std::process::id())])
+    .env("KFERRY_LOG", "warn");
     child_report(cmd, "kferry bench replicate")
 }
 
@@ -249,7 +261,10 @@ fn run_baseline(
     cmd.args(["--source-bootstrap", source, "--target-bootstrap", target])
         .args(["--topic", topic, "--target-topic", target_topic, "--compression", codec])
         .args(["--group", &format!("kferry-baseline-{}-{run}", std::process::id())])
-        .args(["--consumer-prop", &format!("fetch.wait.max.ms={}", args.fetch_max_wait_ms)])
+        .args([
+            "--consumer-prop",
+            &format!("fetch.wait.max.ms={}", args.fetch_max_wait_ms),
+        ])
         .arg("--until-caught-up");
     child_report(cmd, "kferry-baseline")
 }
@@ -359,7 +374,13 @@ fn summarize(plan: &Plan, topic: &str, records: u64, record_bytes: Option<u64>, 
         );
     }
     let of = |who: &str, f: &dyn Fn(&RunReport) -> f64| {
-        median(measured.iter().filter(|m| m.replicator == who).map(|m| f(&m.report)).collect())
+        median(
+            measured
+                .iter()
+                .filter(|m| m.replicator == who)
+                .map(|m| f(&m.report))
+                .collect(),
+        )
     };
     let (k_rec, b_rec) = (of("kferry", &per_m), of("baseline", &per_m));
     let (k_gb, b_gb) = (of("kferry", &per_gb), of("baseline", &per_gb));

@@ -33,7 +33,16 @@ pub async fn run(args: E2eArgs) -> Result<(), CliError> {
 
     let exe = std::env::current_exe().map_err(CliError::failed)?;
     let child = Command::new(exe)
-        .args(["bench", "replicate", "--source", brokers.source(), "--target", &target, "--topic", &topic])
+        .args([
+            "bench",
+            "replicate",
+            "--source",
+            brokers.source(),
+            "--target",
+            &target,
+            "--topic",
+            &topic,
+        ])
         .args(["--fetch-max-wait-ms", &args.fetch_max_wait_ms.to_string()])
         .args(["--buffer-memory", &args.buffer_memory])
         .args(["--group", &format!("kferry-latency-{}", std::process::id())])
@@ -65,10 +74,7 @@ pub async fn run(args: E2eArgs) -> Result<(), CliError> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let _ = stop_tx.send(true);
-    probe
-        .await
-        .map_err(CliError::failed)?
-        .map_err(CliError::failed)?;
+    probe.await.map_err(CliError::failed)?.map_err(CliError::failed)?;
     let report: Option<RunReport> = child.terminate_and_read_report();
     let h = histogram.lock().expect("histogram lock").clone();
     let q = |x: f64| h.quantile(x).map_or("-".to_string(), |v| v.to_string());

@@ -50,7 +50,8 @@ pub async fn run(args: ReplicateArgs) -> Result<(), CliError> {
     let allocated_before = crate::allocated_bytes();
     let started = Instant::now();
     let running = replicator.start().await.map_err(CliError::failed)?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(CliError::failed)?;
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(CliError::failed)?;
     let mut caught_up_since: Option<Instant> = None;
     loop {
         if let Some(e) = running.errors().first() {
@@ -87,6 +88,8 @@ pub async fn run(args: ReplicateArgs) -> Result<(), CliError> {
         user_cpu_s: usage.user_cpu_s,
         sys_cpu_s: usage.sys_cpu_s,
         max_rss_kib: usage.max_rss_kib,
+        minor_faults: usage.minor_faults,
+        voluntary_switches: usage.voluntary_switches,
         allocated_bytes: Some(crate::allocated_bytes() - allocated_before),
         delivery_errors: 0,
     };
