@@ -22,5 +22,9 @@ echo "==== kclient unit tests (python) ===="
 echo "==== cargo test --workspace --doc ===="
 cargo test --workspace --doc
 
+# tests/bench_cli.rs runs the rdkafka baseline binary, which `cargo test` does not build.
+echo "==== cargo build -p kferry-baseline ===="
+cargo build -p kferry-baseline
+
 echo "==== cargo test --workspace --all-targets ===="
 cargo test --workspace --all-targets
