@@ -88,6 +88,11 @@ impl TxnFilter {
         let pid = batch.producer_id();
         let fate = if batch.attributes().is_control() {
             let marker = control_type(&batch)?;
+            // As the Java consumer does for every batch with a producer id: a listed abort that
+            // starts before this marker is consumed first, so that its own ABORT marker ends it.
+            // Otherwise a fetch starting at the marker (which the broker answers by listing the
+            // transaction again) would leave it listed, to abort the producer's next transaction.
+            self.consume_listed_up_to(batch.last_offset());
             self.decide(pid, marker);
             if marker == ControlType::Abort {
                 self.aborted_pids.remove(&pid);
@@ -257,6 +262,25 @@ mod tests {
         assert_eq!(drain(&mut f), ["C14"], "the abort marker closed the listed transaction");
         f.handle_batch(marker(16, 7, ControlType::Commit)).unwrap();
         assert_eq!(drain(&mut f), ["F15", "C16"]);
+    }
+
+    #[test]
+    fn a_transaction_listed_again_at_its_abort_marker_does_not_abort_the_next_one() {
+        let mut f = TxnFilter::default();
+        let listed = [AbortedTxn {
+            producer_id: 7,
+            first_offset: 10,
+        }];
+        f.handle_aborted_list(&listed);
+        f.handle_batch(data(10, 7, true, 3)).unwrap();
+        assert_eq!(drain(&mut f), ["A12"]);
+        // The next fetch starts at the marker; the broker lists the transaction again (its last
+        // offset, the marker's, is not below the fetch offset).
+        f.handle_aborted_list(&listed);
+        f.handle_batch(marker(13, 7, ControlType::Abort)).unwrap();
+        f.handle_batch(data(14, 7, true, 1)).unwrap();
+        f.handle_batch(marker(15, 7, ControlType::Commit)).unwrap();
+        assert_eq!(drain(&mut f), ["C13", "F14", "C15"], "the next transaction commits");
     }
 
     #[test]
