@@ -22,6 +22,7 @@
 //! `KFERRY_MANY_PARTITIONS` sets the partition count (default 10,000), e.g. to measure start-up
 //! at other sizes:
 //! `KFERRY_MANY_PARTITIONS=2000 cargo test --test many_partitions -- --nocapture`.
+//! `KFERRY_MANY_CRASH_ALL=1` makes the crashed run write to every partition (see [`round_plan`]).
 
 mod common;
 mod support;
@@ -67,7 +68,12 @@ fn start_bound(partitions: i32) -> Duration {
 /// The batches written before start `round` (1 to 3): (partition, records per batch) for each
 /// batch, in order. Every 40th partition (shifted by 11 each round, so rounds differ) and every
 /// partition `7 mod 400` (written in every round) get 1 to 3 batches of 1 to 4 records.
+/// With `KFERRY_MANY_CRASH_ALL` set, round 2 (the run that crashes) writes one batch to every
+/// partition instead: every partition then has a tail to match at start 3.
 fn round_plan(round: i32, partitions: i32) -> Vec<(i32, usize)> {
+    if round == 2 && std::env::var_os("KFERRY_MANY_CRASH_ALL").is_some() {
+        return (0..partitions).map(|p| (p, 1 + (p % 4) as usize)).collect();
+    }
     let mut plan = Vec::new();
     for p in (0..partitions).filter(|p| (p + 11 * round) % 40 == 0 || p % 400 == 7) {
         for _ in 0..1 + (p + round) % 3 {
