@@ -20,11 +20,12 @@ use super::fetcher::{run_fetchers, FetchContext};
 use super::hook::BatchObserver;
 use super::partition::{Acked, PartitionShared, PartitionSpec};
 use super::progress::{self, commit_changed, run_checkpointer, ProgressStore};
-use super::reconcile::{resume_position, ResumeInput};
+use super::reconcile::{resume_partitions, ResumeInput, ResumeJob};
 use super::router::{run_router, RouterContext};
 use super::sink::{run_sink, SinkContext};
 use super::slowpath::SlowPathOptions;
 use super::{PartitionMapping, RouteConfig, StartPosition, TopicFilter};
+use crate::wire::admin::TopicPartition;
 use crate::wire::fetch::{FetchParams, READ_COMMITTED};
 use crate::wire::{Cluster, NewTopic, WireError, EARLIEST, LATEST};
 
@@ -226,29 +227,37 @@ pub async fn start_route(
     let mut targets = Vec::new();
     let mut sinks = JoinSet::new();
     let mut resumed_batches = 0;
-    for topic in &topics {
-        let max_message_bytes = target_max_message_bytes(&target, topic).await;
-        let source_count = source.metadata().topics.get(topic).map_or(0, |t| t.partitions.len());
-        let target_count = target.metadata().topics.get(topic).map_or(0, |t| t.partitions.len());
-        let repartition = cfg.partition_mapping == PartitionMapping::ByKey || target_count != source_count;
+    let layouts = topic_layouts(cfg, &source, &target, &topics).await?;
+    let resumed = resume_route(cfg, &source, &target, &layouts).await?;
+    for (layout, resumed) in layouts.iter().zip(resumed) {
+        let TopicLayout {
+            topic,
+            topic_id,
+            target_count,
+            repartition,
+            max_message_bytes,
+            ..
+        } = layout;
+        let (repartition, max_message_bytes) = (*repartition, *max_message_bytes);
         if repartition {
             tracing::info!(
                 route,
-                "{topic}: {source_count} source partitions -> {target_count} target partitions, by key"
+                "{topic}: {} source partitions -> {target_count} target partitions, by key",
+                layout.partitions.len()
             );
         }
         let spec = |partition, repartition| PartitionSpec {
             source_topic: topic.clone(),
             target_topic: topic.clone(),
             partition,
-            topic_id: source.metadata().topics.get(topic).map(|t| t.id).unwrap_or_default(),
+            topic_id: *topic_id,
             max_message_bytes,
             repartition,
         };
         let mut router_ctx = None;
         if repartition {
             let mut senders = Vec::new();
-            for t in 0..target_count as i32 {
+            for t in 0..*target_count as i32 {
                 let start = Acked {
                     source_next: 0,
                     target_next: None,
@@ -270,17 +279,15 @@ pub async fn start_route(
                 wake: wake.clone(),
             }));
         }
-        for (acked, matched, _, partition) in resume_topic(
-            cfg,
-            &source,
-            &target,
-            topic,
-            !repartition,
-            SlowPathOptions::new(cfg.compression, max_message_bytes, cfg.oversize),
-        )
-        .await?
-        {
+        for (&partition, (acked, matched)) in layout.partitions.iter().zip(resumed) {
             resumed_batches += matched;
+            if matched > 0 {
+                tracing::info!(
+                    route,
+                    "{topic}-{partition}: {matched} batches were already on the target; resuming at source offset {}",
+                    acked.source_next
+                );
+            }
             let (part, rx) = PartitionShared::new(spec(partition, repartition), acked, QUEUE_CHUNKS);
             match &router_ctx {
                 Some(ctx) => {
@@ -446,78 +453,196 @@ async fn ensure_target_topics(
 /// Kafka's default `max.message.bytes` (1 MiB + the 12-byte log overhead).
 const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
 
-/// The target topic's `max.message.bytes`; Kafka's default when the broker does not say.
-async fn target_max_message_bytes(target: &Cluster, topic: &str) -> usize {
-    match target.topic_config(topic, "max.message.bytes").await {
-        Ok(Some(v)) => v.parse().unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
-        Ok(None) => DEFAULT_MAX_MESSAGE_BYTES,
-        Err(e) => {
-            tracing::warn!(
-                cluster = target.name(),
-                "DescribeConfigs for '{topic}' failed, assuming max.message.bytes = {DEFAULT_MAX_MESSAGE_BYTES}: {e}"
-            );
-            DEFAULT_MAX_MESSAGE_BYTES
-        }
-    }
+/// One topic of the route, as start-up found it.
+struct TopicLayout {
+    topic: String,
+    topic_id: uuid::Uuid,
+    /// The source partitions, by index.
+    partitions: Vec<i32>,
+    target_count: usize,
+    /// Records are placed on the target by key (another partition count, or `by-key`).
+    repartition: bool,
+    /// The target topic's `max.message.bytes`.
+    max_message_bytes: usize,
 }
 
-/// Works out where each partition of a topic resumes.
-async fn resume_topic(
+/// The route's topics: partitions on both sides and the target's `max.message.bytes` (one
+/// DescribeConfigs for all of them).
+async fn topic_layouts(
     cfg: &RouteConfig,
     source: &Cluster,
     target: &Cluster,
-    topic: &str,
-    reconcile: bool,
-    opts: SlowPathOptions,
-) -> Result<Vec<(Acked, usize, uuid::Uuid, i32)>, RouteError> {
+    topics: &[String],
+) -> Result<Vec<TopicLayout>, RouteError> {
+    let mut max_message_bytes = target_max_message_bytes(target, topics).await;
+    let (source_meta, target_meta) = (source.metadata(), target.metadata());
+    topics
+        .iter()
+        .map(|topic| {
+            let Some(tm) = source_meta.topics.get(topic) else {
+                return Err(RouteError::MissingTopic {
+                    route: cfg.name.clone(),
+                    cluster: source.name().to_string(),
+                    topic: topic.to_string(),
+                });
+            };
+            let target_count = target_meta.topics.get(topic).map_or(0, |t| t.partitions.len());
+            Ok(TopicLayout {
+                topic: topic.clone(),
+                topic_id: tm.id,
+                partitions: tm.partitions.iter().map(|p| p.partition).collect(),
+                target_count,
+                repartition: cfg.partition_mapping == PartitionMapping::ByKey || target_count != tm.partitions.len(),
+                max_message_bytes: max_message_bytes.remove(topic).unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+            })
+        })
+        .collect()
+}
+
+/// Each target topic's `max.message.bytes`; Kafka's default when the broker does not say.
+async fn target_max_message_bytes(target: &Cluster, topics: &[String]) -> HashMap<String, usize> {
+    const NAME: &str = "max.message.bytes";
+    let warn = |topic: &str, e: &WireError| {
+        tracing::warn!(
+            cluster = target.name(),
+            "DescribeConfigs for '{topic}' failed, assuming {NAME} = {DEFAULT_MAX_MESSAGE_BYTES}: {e}"
+        );
+    };
+    let values = match topics.is_empty() {
+        true => HashMap::new(),
+        false => target.topic_configs(topics, NAME).await.unwrap_or_else(|e| {
+            topics.iter().for_each(|t| warn(t, &e));
+            HashMap::new()
+        }),
+    };
+    values
+        .into_iter()
+        .map(|(topic, value)| {
+            let bytes = match value {
+                Ok(Some(v)) => v.parse().unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+                Ok(None) => DEFAULT_MAX_MESSAGE_BYTES,
+                Err(e) => {
+                    warn(&topic, &e);
+                    DEFAULT_MAX_MESSAGE_BYTES
+                }
+            };
+            (topic, bytes)
+        })
+        .collect()
+}
+
+/// Works out where every partition of the route resumes (per topic, in partition order), and
+/// how many target batches were already there.
+///
+/// A few requests for the whole route, however many partitions it has: the committed offsets
+/// (one OffsetFetch per cluster), the start offsets and the target's log start offsets (one
+/// ListOffsets per broker), then [`resume_partitions`] (one Fetch per target broker, and
+/// reads only for partitions whose target holds batches past the committed offset).
+/// Repartitioned topics are not reconciled: they resume at the committed source offset.
+async fn resume_route(
+    cfg: &RouteConfig,
+    source: &Arc<Cluster>,
+    target: &Arc<Cluster>,
+    layouts: &[TopicLayout],
+) -> Result<Vec<Vec<(Acked, usize)>>, RouteError> {
     let wire = |e: WireError| RouteError::Wire {
         route: cfg.name.clone(),
         source: e,
     };
-    let meta = source.metadata();
-    let Some(tm) = meta.topics.get(topic) else {
-        return Err(RouteError::MissingTopic {
-            route: cfg.name.clone(),
-            cluster: source.name().to_string(),
-            topic: topic.to_string(),
-        });
-    };
-    let parts: Vec<i32> = tm.partitions.iter().map(|p| p.partition).collect();
-    let committed = source.fetch_offsets(&cfg.group_id, topic, &parts).await.map_err(wire)?;
+    let committed = source
+        .fetch_offsets_many(&cfg.group_id, &partitions_of(layouts))
+        .await
+        .map_err(wire)?;
+    // Only partitions without progress need a start offset.
+    let uncommitted: Vec<TopicPartition> = partitions_of(layouts)
+        .into_iter()
+        .filter(|k| !committed.contains_key(k))
+        .collect();
     let start_at = match cfg.start {
         StartPosition::Earliest => EARLIEST,
         StartPosition::Latest => LATEST,
     };
-    let starts = source.list_offsets(topic, &parts, start_at).await.map_err(wire)?;
-    let mut out = Vec::new();
-    if !reconcile {
-        for &p in &parts {
-            let start = Acked {
-                source_next: starts.get(&p).copied().unwrap_or(0),
-                target_next: None,
-            };
-            let committed = committed.get(&p).map(progress::decode);
-            let acked = committed.map_or(start, |c| Acked { target_next: None, ..c });
-            out.push((acked, 0, tm.id, p));
-        }
-        return Ok(out);
-    }
-    let target_committed = target.fetch_offsets(&cfg.group_id, topic, &parts).await.map_err(wire)?;
-    let target_earliest = target.list_offsets(topic, &parts, EARLIEST).await.map_err(wire)?;
-    for &p in &parts {
-        let input = ResumeInput {
-            committed: committed.get(&p).map(progress::decode),
-            target_committed: target_committed.get(&p).map(|c| c.offset),
-            start: starts.get(&p).copied().unwrap_or(0),
-            target_earliest: target_earliest.get(&p).copied().unwrap_or(0),
-        };
-        let (acked, matched) = resume_position(source, target, topic, topic, p, input, opts)
+    let starts = match uncommitted.is_empty() {
+        true => HashMap::new(),
+        false => source.list_offsets_many(&uncommitted, start_at).await.map_err(wire)?,
+    };
+    let start = |key: &TopicPartition| ResumeInput {
+        committed: committed.get(key).map(progress::decode),
+        target_committed: None,
+        start: starts.get(key).copied().unwrap_or(0),
+        target_earliest: 0,
+    };
+    let reconciled: Vec<&TopicLayout> = layouts.iter().filter(|l| !l.repartition).collect();
+    let jobs = resume_jobs(cfg, target, &reconciled, start).await.map_err(wire)?;
+    let mut resumed = match jobs.is_empty() {
+        true => Vec::new().into_iter(),
+        false => resume_partitions(&cfg.name, source, target, jobs)
             .await
-            .map_err(wire)?;
-        if matched > 0 {
-            tracing::info!(route = %cfg.name, "{topic}-{p}: {matched} batches were already on the target; resuming at source offset {}", acked.source_next);
+            .map_err(wire)?
+            .into_iter(),
+    };
+    let positions = |l: &TopicLayout| -> Vec<(Acked, usize)> {
+        match l.repartition {
+            // Not reconciled: the target tail cannot be matched batch for batch.
+            true => partitions_of([l])
+                .iter()
+                .map(|key| {
+                    let input = start(key);
+                    let source_next = input.committed.map_or(input.start, |c| c.source_next);
+                    let acked = Acked {
+                        source_next,
+                        target_next: None,
+                    };
+                    (acked, 0)
+                })
+                .collect(),
+            false => resumed.by_ref().take(l.partitions.len()).collect(),
         }
-        out.push((acked, matched, tm.id, p));
+    };
+    Ok(layouts.iter().map(positions).collect())
+}
+
+/// The (topic, partition) of every partition of `layouts`.
+fn partitions_of<'a>(layouts: impl IntoIterator<Item = &'a TopicLayout>) -> Vec<TopicPartition> {
+    layouts
+        .into_iter()
+        .flat_map(|l| l.partitions.iter().map(|&p| (l.topic.clone(), p)))
+        .collect()
+}
+
+/// What reconciling the partitions of `reconciled` starts from: `start` (the source side)
+/// completed with the target's committed and log start offsets (one OffsetFetch and one
+/// ListOffsets per broker for all of them).
+async fn resume_jobs(
+    cfg: &RouteConfig,
+    target: &Cluster,
+    reconciled: &[&TopicLayout],
+    start: impl Fn(&TopicPartition) -> ResumeInput,
+) -> Result<Vec<ResumeJob>, WireError> {
+    if reconciled.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let wanted = partitions_of(reconciled.iter().copied());
+    let target_committed = target.fetch_offsets_many(&cfg.group_id, &wanted).await?;
+    let target_earliest = target.list_offsets_many(&wanted, EARLIEST).await?;
+    let mut jobs = Vec::with_capacity(wanted.len());
+    for l in reconciled {
+        let opts = SlowPathOptions::new(cfg.compression, l.max_message_bytes, cfg.oversize);
+        for &partition in &l.partitions {
+            let key = (l.topic.clone(), partition);
+            let input = ResumeInput {
+                target_committed: target_committed.get(&key).map(|c| c.offset),
+                target_earliest: target_earliest.get(&key).copied().unwrap_or(0),
+                ..start(&key)
+            };
+            jobs.push(ResumeJob {
+                source_topic: l.topic.clone(),
+                target_topic: l.topic.clone(),
+                partition,
+                input,
+                opts,
+            });
+        }
+    }
+    Ok(jobs)
 }

@@ -66,8 +66,10 @@ pub struct TxnFilter {
     queue: VecDeque<Entry>,
     undecided: HashMap<i64, usize>,
     held_bytes: usize,
-    /// Aborted transactions listed by the broker, by first offset.
+    /// Aborted transactions listed by the broker, by first offset: (first offset, producer id).
     listed: BinaryHeap<Reverse<(i64, i64)>>,
+    /// What `listed` holds, to drop the ones each fetch lists again in O(1).
+    listed_keys: HashSet<(i64, i64)>,
     /// Producers whose listed aborted transaction has started and not yet ended.
     aborted_pids: HashSet<i64>,
 }
@@ -76,9 +78,9 @@ impl TxnFilter {
     /// Records the broker's `aborted_transactions` for the batches that follow.
     pub fn handle_aborted_list(&mut self, list: &[AbortedTxn]) {
         for a in list {
-            let item = Reverse((a.first_offset, a.producer_id));
-            if !self.listed.iter().any(|x| *x == item) {
-                self.listed.push(item);
+            let key = (a.first_offset, a.producer_id);
+            if self.listed_keys.insert(key) {
+                self.listed.push(Reverse(key));
             }
         }
     }
@@ -88,6 +90,11 @@ impl TxnFilter {
         let pid = batch.producer_id();
         let fate = if batch.attributes().is_control() {
             let marker = control_type(&batch)?;
+            // As the Java consumer does for every batch with a producer id: a listed abort that
+            // starts before this marker is consumed first, so that its own ABORT marker ends it.
+            // Otherwise a fetch starting at the marker (which the broker answers by listing the
+            // transaction again) would leave it listed, to abort the producer's next transaction.
+            self.consume_listed_up_to(batch.last_offset());
             self.decide(pid, marker);
             if marker == ControlType::Abort {
                 self.aborted_pids.remove(&pid);
@@ -120,6 +127,7 @@ impl TxnFilter {
                 break;
             }
             self.listed.pop();
+            self.listed_keys.remove(&(first, pid));
             self.aborted_pids.insert(pid);
         }
     }
@@ -257,6 +265,43 @@ mod tests {
         assert_eq!(drain(&mut f), ["C14"], "the abort marker closed the listed transaction");
         f.handle_batch(marker(16, 7, ControlType::Commit)).unwrap();
         assert_eq!(drain(&mut f), ["F15", "C16"]);
+    }
+
+    #[test]
+    fn a_transaction_listed_again_at_its_abort_marker_does_not_abort_the_next_one() {
+        let mut f = TxnFilter::default();
+        let listed = [AbortedTxn {
+            producer_id: 7,
+            first_offset: 10,
+        }];
+        f.handle_aborted_list(&listed);
+        f.handle_batch(data(10, 7, true, 3)).unwrap();
+        assert_eq!(drain(&mut f), ["A12"]);
+        // The next fetch starts at the marker; the broker lists the transaction again (its last
+        // offset, the marker's, is not below the fetch offset).
+        f.handle_aborted_list(&listed);
+        f.handle_batch(marker(13, 7, ControlType::Abort)).unwrap();
+        f.handle_batch(data(14, 7, true, 1)).unwrap();
+        f.handle_batch(marker(15, 7, ControlType::Commit)).unwrap();
+        assert_eq!(drain(&mut f), ["C13", "F14", "C15"], "the next transaction commits");
+    }
+
+    #[test]
+    fn aborted_lists_repeated_by_every_fetch_are_kept_once() {
+        let mut f = TxnFilter::default();
+        let list: Vec<AbortedTxn> = (0..1000)
+            .map(|i| AbortedTxn {
+                producer_id: i,
+                first_offset: 1_000 + i,
+            })
+            .collect();
+        for _ in 0..3 {
+            f.handle_aborted_list(&list);
+        }
+        assert_eq!(f.listed.len(), 1000);
+        f.handle_batch(data(1_000, 0, true, 1)).unwrap();
+        assert_eq!(drain(&mut f), ["A1000"]);
+        assert_eq!((f.listed.len(), f.listed_keys.len()), (999, 999));
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //! Each method picks the highest version both sides support, sends the request to the broker
 //! that must answer it (controller, partition leader or group coordinator) and turns error
 //! codes into [`WireError`]s that name the cluster, topic and partition.
+//!
+//! The `_many` variants take partitions of any number of topics and send one request per
+//! broker that must answer, so that starting a route of 10,000 partitions costs a few requests,
+//! not a few per topic or partition.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -42,6 +46,9 @@ pub struct CommittedOffset {
     pub offset: i64,
     pub metadata: String,
 }
+
+/// A topic name and a partition index: how the bulk requests key their answers.
+pub type TopicPartition = (String, i32);
 
 fn topic_name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -101,42 +108,61 @@ impl Cluster {
         partitions: &[i32],
         timestamp: i64,
     ) -> Result<HashMap<i32, i64>, WireError> {
+        let wanted: Vec<TopicPartition> = partitions.iter().map(|&p| (topic.to_string(), p)).collect();
+        let offsets = self.list_offsets_many(&wanted, timestamp).await?;
+        Ok(offsets.into_iter().map(|((_, p), offset)| (p, offset)).collect())
+    }
+
+    /// [`Cluster::list_offsets`] for partitions of any number of topics: one request per leader.
+    pub async fn list_offsets_many(
+        &self,
+        partitions: &[TopicPartition],
+        timestamp: i64,
+    ) -> Result<HashMap<TopicPartition, i64>, WireError> {
         let meta = self.metadata();
-        let mut by_leader: HashMap<i32, Vec<i32>> = HashMap::new();
-        for &p in partitions {
-            let leader = meta.leader(topic, p).ok_or_else(|| WireError::UnknownTopic {
+        let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
+        for (topic, p) in partitions {
+            let leader = meta.leader(topic, *p).ok_or_else(|| WireError::UnknownTopic {
                 cluster: self.name().to_string(),
                 topic: format!("{topic}-{p} (no leader)"),
             })?;
-            by_leader.entry(leader).or_default().push(p);
+            by_leader.entry(leader).or_default().entry(topic).or_default().push(*p);
         }
-        let mut out = HashMap::new();
-        for (leader, parts) in by_leader {
+        let mut out = HashMap::with_capacity(partitions.len());
+        for (leader, topics) in by_leader {
             let conn = self.broker(leader, Purpose::Control).await?;
             let version = conn.version_for::<ListOffsetsRequest>(7)?;
             let request = ListOffsetsRequest::default()
                 .with_replica_id(BrokerId(-1))
                 .with_isolation_level(0)
-                .with_topics(vec![ListOffsetsTopic::default()
-                    .with_name(topic_name(topic))
-                    .with_partitions(
-                        parts
-                            .iter()
-                            .map(|&p| {
-                                ListOffsetsPartition::default()
-                                    .with_partition_index(p)
-                                    .with_current_leader_epoch(-1)
-                                    .with_timestamp(timestamp)
-                            })
-                            .collect(),
-                    )]);
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|(topic, parts)| {
+                            ListOffsetsTopic::default()
+                                .with_name(topic_name(topic))
+                                .with_partitions(
+                                    parts
+                                        .iter()
+                                        .map(|&p| {
+                                            ListOffsetsPartition::default()
+                                                .with_partition_index(p)
+                                                .with_current_leader_epoch(-1)
+                                                .with_timestamp(timestamp)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
             let response = conn.call(&request, version).await?;
             for t in &response.topics {
+                let topic = t.name.0.as_str();
                 for p in &t.partitions {
                     check_code(self.name(), p.error_code, || {
                         format!("ListOffsets {topic}-{}", p.partition_index)
                     })?;
-                    out.insert(p.partition_index, p.offset);
+                    out.insert((topic.to_string(), p.partition_index), p.offset);
                 }
             }
         }
@@ -144,28 +170,52 @@ impl Cluster {
     }
 
     /// The value of one topic config (e.g. `max.message.bytes`), if the broker reports it.
-    ///
-    /// Asks for all of the topic's configs: tansu 0.6 cannot decode a DescribeConfigs request
-    /// that names the keys it wants (and closes the connection).
     pub async fn topic_config(&self, topic: &str, name: &str) -> Result<Option<String>, WireError> {
+        let mut values = self.topic_configs(&[topic.to_string()], name).await?;
+        values.remove(topic).unwrap_or(Ok(None))
+    }
+
+    /// The value of one config (e.g. `max.message.bytes`) for each of `topics`, in one
+    /// DescribeConfigs request. Each topic gets its value (`None` when the broker does not
+    /// report it) or its own error; a topic missing from the answer is missing here too.
+    ///
+    /// Asks for all of each topic's configs: tansu 0.6 cannot decode a DescribeConfigs
+    /// request that names the keys it wants (and closes the connection).
+    pub async fn topic_configs(
+        &self,
+        topics: &[String],
+        name: &str,
+    ) -> Result<HashMap<String, Result<Option<String>, WireError>>, WireError> {
         let conn = self.any_broker().await?;
         let version = conn.version_for::<DescribeConfigsRequest>(4)?;
-        let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(StrBytes::from_string(topic.to_string()))
-            .with_configuration_keys(None)]);
+        let request = DescribeConfigsRequest::default().with_resources(
+            topics
+                .iter()
+                .map(|topic| {
+                    DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_string(topic.clone()))
+                        .with_configuration_keys(None)
+                })
+                .collect(),
+        );
         let response = conn.call(&request, version).await?;
-        let Some(result) = response.results.first() else {
-            return Ok(None);
-        };
-        check_code(self.name(), result.error_code, || {
-            format!("DescribeConfigs topic '{topic}'")
-        })?;
-        Ok(result
-            .configs
-            .iter()
-            .find(|c| c.name.as_str() == name)
-            .and_then(|c| c.value.as_ref().map(|v| v.as_str().to_string())))
+        let mut out = HashMap::with_capacity(topics.len());
+        for result in &response.results {
+            let topic = result.resource_name.as_str();
+            let value = check_code(self.name(), result.error_code, || {
+                format!("DescribeConfigs topic '{topic}'")
+            })
+            .map(|()| {
+                result
+                    .configs
+                    .iter()
+                    .find(|c| c.name.as_str() == name)
+                    .and_then(|c| c.value.as_ref().map(|v| v.as_str().to_string()))
+            });
+            out.insert(topic.to_string(), value);
+        }
+        Ok(out)
     }
 
     /// Gets an idempotent producer id and epoch (no transactional id).
@@ -267,20 +317,43 @@ impl Cluster {
         topic: &str,
         partitions: &[i32],
     ) -> Result<HashMap<i32, CommittedOffset>, WireError> {
+        let wanted: Vec<TopicPartition> = partitions.iter().map(|&p| (topic.to_string(), p)).collect();
+        let offsets = self.fetch_offsets_many(group, &wanted).await?;
+        Ok(offsets.into_iter().map(|((_, p), c)| (p, c)).collect())
+    }
+
+    /// [`Cluster::fetch_offsets`] for partitions of any number of topics, in one request.
+    pub async fn fetch_offsets_many(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, CommittedOffset>, WireError> {
         let coordinator = self.group_coordinator(group).await?;
         let conn = self.broker(coordinator, Purpose::Control).await?;
         let version = conn.version_for::<OffsetFetchRequest>(7)?;
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, p) in partitions {
+            topics.entry(topic).or_default().push(*p);
+        }
         let request = OffsetFetchRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
-            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-                .with_name(topic_name(topic))
-                .with_partition_indexes(partitions.to_vec())]));
+            .with_topics(Some(
+                topics
+                    .into_iter()
+                    .map(|(topic, parts)| {
+                        OffsetFetchRequestTopic::default()
+                            .with_name(topic_name(topic))
+                            .with_partition_indexes(parts)
+                    })
+                    .collect(),
+            ));
         let response = conn.call(&request, version).await?;
         check_code(self.name(), response.error_code, || {
             format!("OffsetFetch group '{group}'")
         })?;
         let mut out = HashMap::new();
         for t in &response.topics {
+            let topic = t.name.0.as_str();
             for p in &t.partitions {
                 check_code(self.name(), p.error_code, || {
                     format!("OffsetFetch group '{group}' {topic}-{}", p.partition_index)
@@ -288,7 +361,7 @@ impl Cluster {
                 if p.committed_offset >= 0 {
                     let metadata = p.metadata.as_ref().map(|m| m.as_str().to_string()).unwrap_or_default();
                     out.insert(
-                        p.partition_index,
+                        (topic.to_string(), p.partition_index),
                         CommittedOffset {
                             offset: p.committed_offset,
                             metadata,

@@ -92,10 +92,14 @@ pub struct Metadata {
 
 impl Metadata {
     /// The leader of a partition, if the topic and partition are known and have one.
+    ///
+    /// A binary search (partitions are sorted by index): fetchers look up every partition of
+    /// a route each round, so a scan would cost O(partitions²) per round.
     pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
         let t = self.topics.get(topic)?;
-        let p = t.partitions.iter().find(|p| p.partition == partition)?;
-        (p.leader >= 0).then_some(p.leader)
+        let i = t.partitions.binary_search_by_key(&partition, |p| p.partition).ok()?;
+        let leader = t.partitions[i].leader;
+        (leader >= 0).then_some(leader)
     }
 }
 
@@ -364,5 +368,40 @@ fn parse_metadata(response: &MetadataResponse) -> Metadata {
         brokers,
         controller_id: response.controller_id.0,
         topics,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_finds_partitions_by_index() {
+        let partitions = [0, 1, 2, 5, 9]
+            .iter()
+            .map(|&partition| PartitionMetadata {
+                partition,
+                leader: if partition == 2 { -1 } else { 100 + partition },
+                leader_epoch: 0,
+                error_code: 0,
+            })
+            .collect();
+        let topic = TopicMetadata {
+            name: "t".into(),
+            id: Uuid::nil(),
+            internal: false,
+            error_code: 0,
+            partitions,
+        };
+        let meta = Metadata {
+            topics: HashMap::from([("t".to_string(), topic)]),
+            ..Metadata::default()
+        };
+        assert_eq!(meta.leader("t", 0), Some(100));
+        assert_eq!(meta.leader("t", 9), Some(109));
+        assert_eq!(meta.leader("t", 5), Some(105));
+        assert_eq!(meta.leader("t", 2), None, "no leader");
+        assert_eq!(meta.leader("t", 3), None, "no such partition");
+        assert_eq!(meta.leader("u", 0), None, "no such topic");
     }
 }
