@@ -98,7 +98,10 @@ fn bench_e2e_runs_kferry_and_the_baseline_over_the_same_backlog() {
         "--json",
         json.to_str().unwrap(),
     ]));
-    assert!(out.contains("| 1 | kferry |") && out.contains("| 1 | baseline |"), "{out}");
+    assert!(
+        out.contains("| 1 | kferry |") && out.contains("| 1 | baseline |"),
+        "{out}"
+    );
     let figures: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let runs = figures["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{figures}");
