@@ -159,14 +159,17 @@ fn print_fetches(title: &str, fetches: &[(RequestSeen, FetchSeen)], head: usize)
     println!("  incremental: {}", stats(&incremental));
 }
 
-/// 1,000 partitions, data on a few: one full Fetch with all of them, then incremental
-/// Fetches that carry only the partitions that got records, far smaller.
-///
-/// Slow to start (about 100 s): the route reconciles its partitions one at a time at
-/// start, and each read of an empty tansu target partition waits out its 100 ms long poll.
+/// 1,000 partitions (`KFERRY_SESSION_PARTITIONS` to change it; docs/benchmarks.md uses
+/// 10,000), data on a few: one full Fetch with all of them, then incremental Fetches that
+/// carry only the partitions that got records, far smaller.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_state_fetches_carry_only_changed_partitions() {
-    let mut source = Source::start(FakeOptions::default(), 1000).await;
+    let count: i32 = std::env::var("KFERRY_SESSION_PARTITIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+        .max(1000);
+    let mut source = Source::start(FakeOptions::default(), count).await;
     source.append(&[7, 500, 999], 3);
     let target = Broker::start_memory("sessions-dst");
     let audit = BatchAudit::default();
@@ -184,7 +187,7 @@ async fn steady_state_fetches_carry_only_changed_partitions() {
 
     let (first_bytes, first) = (fetches[0].0.bytes, fetches[0].1);
     assert!(first.is_full() && first.session_id == 0, "{first:?}");
-    assert_eq!(first.partitions, 1000, "the full request lists every partition");
+    assert_eq!(first.partitions, count as usize, "the full request lists every partition");
     assert_ne!(first.response_session_id, 0, "the fake created a session");
     let incremental = &fetches[1..];
     assert!(incremental.len() >= rounds.len(), "{incremental:?}");
