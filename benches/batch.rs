@@ -75,7 +75,13 @@ fn slow_path_reencode(c: &mut Criterion) {
     use kferry::batch::{reencode, Compression, ReencodeOptions};
     use kferry::bench::Workload;
     let mut group = c.benchmark_group("reencode");
-    for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+    for codec in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         let mut workload = Workload::metrics();
         workload.compression = codec;
         workload.templates = 1;
@@ -84,9 +90,11 @@ fn slow_path_reencode(c: &mut Criterion) {
         let batch = RecordBatch::parse(bytes::Bytes::from(bytes)).expect("a valid batch");
         let opts = ReencodeOptions::new(codec);
         group.throughput(Throughput::Bytes(template.record_bytes as u64));
-        group.bench_with_input(BenchmarkId::new("same_codec", format!("{codec:?}")), &batch, |b, batch| {
-            b.iter(|| reencode(batch, &opts).expect("re-encodes"))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("same_codec", format!("{codec:?}")),
+            &batch,
+            |b, batch| b.iter(|| reencode(batch, &opts).expect("re-encodes")),
+        );
     }
     group.finish();
 }

@@ -187,7 +187,10 @@ async fn steady_state_fetches_carry_only_changed_partitions() {
 
     let (first_bytes, first) = (fetches[0].0.bytes, fetches[0].1);
     assert!(first.is_full() && first.session_id == 0, "{first:?}");
-    assert_eq!(first.partitions, count as usize, "the full request lists every partition");
+    assert_eq!(
+        first.partitions, count as usize,
+        "the full request lists every partition"
+    );
     assert_ne!(first.response_session_id, 0, "the fake created a session");
     let incremental = &fetches[1..];
     assert!(incremental.len() >= rounds.len(), "{incremental:?}");

@@ -60,6 +60,9 @@ impl LoadStats {
     }
 }
 
+/// Batch bytes per Produce request the generator sends.
+const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+
 type Pending = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// Sends `options.records` records of `templates` to every partition of the topic, evenly.
@@ -135,7 +138,9 @@ impl BrokerLoad {
         let mut window: VecDeque<Pending> = VecDeque::new();
         let (mut sent, mut next_partition, mut next_template) = (0u64, 0usize, self.broker as usize);
         loop {
-            let mut want = self.partitions.len() as u64;
+            // One batch per partition per request, and requests of at most ~8 MiB.
+            let per_request = (MAX_REQUEST_BYTES / self.templates[0].len()).max(1);
+            let mut want = self.partitions.len().min(per_request) as u64;
             if let Some(rate) = self.batches_per_sec {
                 let due = (rate * started.elapsed().as_secs_f64()) as u64;
                 want = want.min(due.saturating_sub(sent));
@@ -160,7 +165,7 @@ impl BrokerLoad {
                 next_template += 1;
                 batches.push(PartitionBatch {
                     partition: self.partitions[next_partition % self.partitions.len()],
-                    header: t.stamp(now_ms),
+                    header: t.stamp_sent_at(now_ms),
                     payload: t.payload(),
                 });
                 next_partition += 1;

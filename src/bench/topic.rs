@@ -12,21 +12,25 @@ pub async fn high_watermarks(cluster: &Cluster, topic: &str) -> Result<Vec<i64>,
         topic: topic.to_string(),
     })?;
     let mut out = vec![0; t.partitions.len()];
+    let mut by_leader: std::collections::BTreeMap<i32, Vec<PartitionFetch>> = Default::default();
     for p in &t.partitions {
-        let conn = cluster.broker(p.leader, Purpose::Fetch).await?;
-        let params = FetchParams {
-            max_wait_ms: 1,
-            min_bytes: 1,
-            max_bytes: 1,
-            isolation_level: 0,
-        };
-        let ask = [PartitionFetch {
+        by_leader.entry(p.leader).or_default().push(PartitionFetch {
             topic: topic.to_string(),
             topic_id: t.id,
             partition: p.partition,
             fetch_offset: 0,
             partition_max_bytes: 1,
-        }];
+        });
+    }
+    let params = FetchParams {
+        max_wait_ms: 1,
+        min_bytes: 1,
+        max_bytes: 1,
+        isolation_level: 0,
+    };
+    // One Fetch per leader for all its partitions.
+    for (leader, ask) in by_leader {
+        let conn = cluster.broker(leader, Purpose::Fetch).await?;
         for f in fetch(&conn, params, &ask).await? {
             if let Some(slot) = out.get_mut(f.partition as usize) {
                 *slot = f.high_watermark;

@@ -155,8 +155,16 @@ impl Template {
         false
     }
 
-    /// A header for one send: records timestamped from `now_ms`, CRC fixed.
-    pub fn stamp(&self, now_ms: i64) -> [u8; HEADER_LEN] {
+    /// A header for one send at `now_ms`: the batch's last record is stamped `now_ms` and the
+    /// others earlier by their timestamp deltas (as if a producer had batched them as they
+    /// came), CRC fixed. No record carries a time later than the send.
+    pub fn stamp_sent_at(&self, now_ms: i64) -> [u8; HEADER_LEN] {
+        self.stamp(now_ms - self.span_ms)
+    }
+
+    /// A header with the batch's base timestamp set to `base_ms`, CRC fixed.
+    pub fn stamp(&self, base_ms: i64) -> [u8; HEADER_LEN] {
+        let now_ms = base_ms;
         let mut h = self.header;
         h[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
         h[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&(now_ms + self.span_ms).to_be_bytes());

@@ -24,8 +24,8 @@ struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `kferry=debug`.
     #[arg(long, global = true, env = "KFERRY_LOG", default_value = "info")]
     log: String,
-    /// Threads that run kferry's tasks (default: one per CPU). One thread avoids waking a
-    /// second one for every event, which costs CPU when the brokers set the pace.
+    /// Threads that run kferry's tasks (default: one per CPU; 1 runs everything on the main
+    /// thread).
     #[arg(long, global = true, env = "KFERRY_WORKER_THREADS")]
     worker_threads: Option<usize>,
 }
