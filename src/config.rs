@@ -184,6 +184,29 @@ fn optional_byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u
     Option::<ByteSize>::deserialize(d)?.map(ByteSize::bytes).transpose()
 }
 
+/// Whether the routes of a cycle can copy the same topic.
+enum Overlap {
+    /// This topic is selected by every route.
+    Topic(String),
+    /// Only patterns: a shared topic cannot be ruled out.
+    Unknown,
+    /// The plain topic names of some route are selected by no other route of the cycle.
+    Disjoint,
+}
+
+fn cycle_overlap(cycle: &[usize], filters: &[Option<TopicFilter>]) -> Overlap {
+    let filters: Vec<&TopicFilter> = cycle.iter().filter_map(|&i| filters[i].as_ref()).collect();
+    // A route whose includes are all plain names selects only those topics.
+    let literal_only = filters.iter().find(|f| f.literal_topics().count() == f.include_count());
+    match literal_only {
+        None => Overlap::Unknown,
+        Some(f) => f
+            .literal_topics()
+            .find(|t| filters.iter().all(|g| g.matches(t)))
+            .map_or(Overlap::Disjoint, |t| Overlap::Topic(t.to_string())),
+    }
+}
+
 /// Parses a byte size: a plain number of bytes, or a number with a unit: `KB`, `MB`, `GB`,
 /// `TB` (powers of 1000) or `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024), e.g. `"256MiB"`.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
@@ -336,7 +359,71 @@ impl Config {
                 return Err((key("name"), format!("duplicate route name '{}'", self.route_name(r))));
             }
         }
+        if let Some(message) = self.replication_cycle() {
+            return Err(("routes".to_string(), message));
+        }
         Ok(())
+    }
+
+    /// A chain of routes that would copy a topic back to the cluster it came from (A -> B and
+    /// B -> A, or longer), described for the operator. Topics keep their names on the target,
+    /// so such a chain would copy every record around forever. Routes whose plain topic names
+    /// prove they never share a topic do not count; patterns that could match the same topic
+    /// do.
+    fn replication_cycle(&self) -> Option<String> {
+        let filters: Vec<Option<TopicFilter>> = self
+            .routes
+            .iter()
+            .map(|r| TopicFilter::new(&r.topics, &r.topics_exclude).ok())
+            .collect();
+        for start in 0..self.routes.len() {
+            let mut path = vec![start];
+            if let Some(cycle) = self.extend_cycle(&mut path, &filters) {
+                let hops: Vec<String> = cycle
+                    .iter()
+                    .map(|&i| {
+                        let r = &self.routes[i];
+                        format!("route '{}' ({} -> {})", self.route_name(r), r.source, r.target)
+                    })
+                    .collect();
+                let what = match cycle_overlap(&cycle, &filters) {
+                    Overlap::Topic(t) => format!("topic '{t}' would be copied"),
+                    _ => "their topic patterns could select the same topic, which would be copied".to_string(),
+                };
+                return Some(format!(
+                    "replication cycle: {}; {what} back to cluster '{}' and around again",
+                    hops.join(", then "),
+                    self.routes[start].source
+                ));
+            }
+        }
+        None
+    }
+
+    /// Depth-first search for routes continuing `path` back to its first route's source.
+    fn extend_cycle(&self, path: &mut Vec<usize>, filters: &[Option<TopicFilter>]) -> Option<Vec<usize>> {
+        let first = &self.routes[path[0]];
+        let last = &self.routes[*path.last()?];
+        if last.target == first.source {
+            return match cycle_overlap(path, filters) {
+                Overlap::Disjoint => None,
+                _ => Some(path.clone()),
+            };
+        }
+        if path.len() >= self.clusters.len() {
+            return None;
+        }
+        for next in 0..self.routes.len() {
+            if path.contains(&next) || self.routes[next].source != last.target {
+                continue;
+            }
+            path.push(next);
+            if let Some(cycle) = self.extend_cycle(path, filters) {
+                return Some(cycle);
+            }
+            path.pop();
+        }
+        None
     }
 
     /// The name of a route (its `name`, or `<source>-to-<target>`).
@@ -466,6 +553,46 @@ source = "a"
 target = "b"
 topics = ["orders.*"]
 "#;
+
+    fn two_way(a_topics: &str, b_topics: &str) -> String {
+        format!(
+            "[clusters.a]\n\"bootstrap.servers\" = \"h:1\"\n[clusters.b]\n\"bootstrap.servers\" = \"h:2\"\n\
+             [clusters.c]\n\"bootstrap.servers\" = \"h:3\"\n\
+             [[routes]]\nsource = \"a\"\ntarget = \"b\"\ntopics = [{a_topics}]\n\
+             [[routes]]\nsource = \"b\"\ntarget = \"c\"\ntopics = [{b_topics}]\n\
+             [[routes]]\nsource = \"c\"\ntarget = \"a\"\ntopics = [\".*\"]\n"
+        )
+    }
+
+    #[test]
+    fn a_replication_cycle_is_refused_and_named() {
+        let err = load_str(&two_way("\"orders\"", "\"orders\", \"payments\"")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("replication cycle"), "{text}");
+        assert!(
+            text.contains("route 'a-to-b' (a -> b), then route 'b-to-c' (b -> c), then route 'c-to-a' (c -> a)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("topic 'orders' would be copied back to cluster 'a'"),
+            "{text}"
+        );
+        // Patterns only: a shared topic cannot be ruled out.
+        let err = load_str(&two_way("\"orders.*\"", "\".*\"")).unwrap_err();
+        assert!(err.to_string().contains("could select the same topic"), "{err}");
+    }
+
+    #[test]
+    fn routes_that_never_share_a_topic_are_no_cycle() {
+        // a -> b copies 'orders', b -> c copies only 'payments': nothing goes around.
+        load_str(&two_way("\"orders\"", "\"payments\"")).unwrap();
+        // An exclude that removes the only shared name also breaks the cycle.
+        let text = two_way("\"orders\"", "\".*\"").replace(
+            "topics = [\".*\"]\n[[routes]]\nsource = \"c\"",
+            "topics = [\".*\"]\n\"topics.exclude\" = [\"orders\"]\n[[routes]]\nsource = \"c\"",
+        );
+        load_str(&text).unwrap();
+    }
 
     #[test]
     fn sizes_take_units() {

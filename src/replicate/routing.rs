@@ -32,6 +32,11 @@ impl TopicFilter {
             && !self.exclude.iter().any(|r| r.is_match(topic))
     }
 
+    /// How many include patterns there are.
+    pub fn include_count(&self) -> usize {
+        self.include_src.len()
+    }
+
     /// Include patterns that are plain topic names (no regex syntax): those must exist.
     pub fn literal_topics(&self) -> impl Iterator<Item = &str> {
         self.include_src

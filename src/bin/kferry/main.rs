@@ -24,6 +24,10 @@ struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `kferry=debug`.
     #[arg(long, global = true, env = "KFERRY_LOG", default_value = "info")]
     log: String,
+    /// Log format on stderr: `text` (human-readable) or `json` (one object per line, for log
+    /// pipelines).
+    #[arg(long, global = true, env = "KFERRY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// Threads that run kferry's tasks (default: one per CPU; 1 runs everything on the main
     /// thread).
     #[arg(long, global = true, env = "KFERRY_WORKER_THREADS")]
@@ -55,10 +59,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format.as_str() {
+        "json" => logs.json().init(),
+        _ => logs.init(),
+    }
     let mut runtime = match cli.worker_threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
