@@ -32,8 +32,11 @@ command -v cmake >/dev/null || DEB_MISSING+=(cmake)
 command -v c++ >/dev/null || DEB_MISSING+=(g++)
 compgen -G "/usr/include/curl/curl.h" >/dev/null || compgen -G "/usr/include/*/curl/curl.h" >/dev/null \
     || DEB_MISSING+=(libcurl4-openssl-dev)
+# promtool (package prometheus): tests/metrics.rs lints the scraped /metrics text with
+# `promtool check metrics` when it is on PATH.
+command -v promtool >/dev/null || DEB_MISSING+=(prometheus)
 if [[ ${#DEB_MISSING[@]} -gt 0 ]]; then
-    log "installing ${DEB_MISSING[*]} from Debian (to build librdkafka for bench-baseline)"
+    log "installing ${DEB_MISSING[*]} from Debian (build tools for bench-baseline, promtool for tests/metrics.rs)"
     apt-get update -qq && apt-get install -y -qq "${DEB_MISSING[@]}" >/dev/null
 fi
 

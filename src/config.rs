@@ -114,6 +114,9 @@ pub struct Config {
     /// route's own `buffer.memory`). Unset: only the routes' caps apply.
     #[serde(rename = "buffer.memory", default, deserialize_with = "optional_byte_size")]
     pub buffer_memory: Option<u64>,
+    /// `host:port` to serve Prometheus metrics on (`GET /metrics`). Unset: no endpoint.
+    #[serde(rename = "metrics.address", default)]
+    pub metrics_address: Option<String>,
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterSection>,
     #[serde(default)]
@@ -274,6 +277,9 @@ impl Config {
             if let Some(bad) = servers.iter().find(|s| !is_host_port(s)) {
                 return Err((key, format!("'{bad}' is not host:port")));
             }
+        }
+        if let Some(addr) = self.metrics_address.as_deref().filter(|a| !is_host_port(a)) {
+            return Err(("metrics.address".to_string(), format!("'{addr}' is not host:port")));
         }
         if self.routes.is_empty() {
             return Err((
@@ -602,6 +608,15 @@ topics = ["orders.*"]
         assert_eq!(parse_bytes("64kib"), Ok(64 << 10));
         assert!(parse_bytes("12 parsecs").unwrap_err().contains("unknown unit"));
         assert!(parse_bytes("MiB").is_err());
+    }
+
+    #[test]
+    fn metrics_address_is_a_top_level_host_port() {
+        let c = load_str(&format!("\"metrics.address\" = \"127.0.0.1:9464\"\n{GOOD}")).unwrap();
+        assert_eq!(c.metrics_address.as_deref(), Some("127.0.0.1:9464"));
+        assert_eq!(load_str(GOOD).unwrap().metrics_address, None);
+        let err = load_str(&format!("\"metrics.address\" = \"9464\"\n{GOOD}")).unwrap_err();
+        assert!(err.to_string().contains("metrics.address"), "{err}");
     }
 
     #[test]

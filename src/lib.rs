@@ -17,6 +17,7 @@
 pub mod batch;
 pub mod bench;
 pub mod config;
+pub mod metrics;
 pub mod replicate;
 pub mod replicator;
 pub mod wire;

@@ -136,13 +136,16 @@ impl Replicator {
                 }
             }
         }
-        Ok(Running { routes })
+        let process_memory = self.routes.iter().find_map(|r| r.process_memory_cap.clone());
+        Ok(Running { routes, process_memory })
     }
 }
 
 /// Routes being replicated.
 pub struct Running {
     routes: Vec<RouteHandle>,
+    /// The process-wide `buffer.memory` cap, when set.
+    process_memory: Option<crate::replicate::budget::Cap>,
 }
 
 impl Running {
@@ -157,6 +160,14 @@ impl Running {
             .iter()
             .flat_map(|r| r.status().into_iter().map(move |s| (r.name().to_string(), s)))
             .collect()
+    }
+
+    /// Bytes of fetched data held now under the process-wide `buffer.memory`, and that cap,
+    /// when one is set.
+    pub fn process_buffered_bytes(&self) -> Option<(u64, u64)> {
+        self.process_memory
+            .as_ref()
+            .map(|c| (c.used() as u64, c.bytes() as u64))
     }
 
     /// Errors of stopped partitions, on every route.

@@ -75,6 +75,10 @@ pub struct PartitionStatus {
 /// A running route.
 pub struct RouteHandle {
     name: String,
+    /// Source and target cluster names.
+    clusters: (String, String),
+    /// The route's `buffer.memory` cap (what its fetchers hold now).
+    memory: Cap,
     progress: Arc<ProgressStore>,
     /// Source partitions (fetched, with committed progress).
     partitions: Vec<Arc<PartitionShared>>,
@@ -90,6 +94,21 @@ impl RouteHandle {
     /// The route's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The source cluster's name.
+    pub fn source_cluster(&self) -> &str {
+        &self.clusters.0
+    }
+
+    /// The target cluster's name.
+    pub fn target_cluster(&self) -> &str {
+        &self.clusters.1
+    }
+
+    /// Bytes of fetched data the route holds now (reserved in its `buffer.memory`).
+    pub fn buffered_bytes(&self) -> u64 {
+        self.memory.used() as u64
     }
 
     /// Per-partition positions, counters and errors.
@@ -309,6 +328,7 @@ pub async fn start_route(
         resumed_batches,
         "route started"
     );
+    let memory = Cap::new(cfg.buffer_memory);
     let fetch_ctx = Arc::new(FetchContext {
         route: Arc::from(route.as_str()),
         source: source.clone(),
@@ -321,7 +341,7 @@ pub async fn start_route(
         },
         partition_max_bytes: cfg.max_partition_fetch_bytes,
         budget: Budget {
-            route: Cap::new(cfg.buffer_memory),
+            route: memory.clone(),
             global: cfg.process_memory_cap.clone(),
         },
         wake,
@@ -347,6 +367,8 @@ pub async fn start_route(
     ));
     Ok(RouteHandle {
         name: route,
+        clusters: (cfg.source.clone(), cfg.target.clone()),
+        memory,
         progress,
         partitions,
         targets,

@@ -4,6 +4,7 @@ mod alloc;
 mod bench;
 mod demo;
 mod local;
+mod metrics;
 mod run;
 
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ enum Command {
         /// The TOML config file.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Serve Prometheus metrics on `GET /metrics` at this `host:port` (overrides the
+        /// config file's `"metrics.address"`).
+        #[arg(long)]
+        metrics_address: Option<String>,
     },
     /// Validate a config file and print which topics each route would replicate where.
     CheckConfig {
@@ -83,8 +88,11 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { config: Some(path) } => run::run(&path).await,
-            Command::Run { config: None } => demo::demo(demo::DemoArgs::default()).await,
+            Command::Run {
+                config: Some(path),
+                metrics_address,
+            } => run::run(&path, metrics_address).await,
+            Command::Run { config: None, .. } => demo::demo(demo::DemoArgs::default()).await,
             Command::CheckConfig { config, offline } => run::check_config(&config, offline).await,
             Command::Demo(args) => demo::demo(args).await,
             Command::Bench(command) => bench::bench(*command).await,

@@ -11,12 +11,32 @@ use kferry::{Replicator, Running};
 use crate::CliError;
 
 /// Replicates until SIGTERM or SIGINT, then drains and commits.
-pub async fn run(path: &Path) -> Result<(), CliError> {
+/// `metrics_address` overrides the config file's `"metrics.address"`.
+pub async fn run(path: &Path, metrics_address: Option<String>) -> Result<(), CliError> {
     let config = Config::load(path).map_err(CliError::usage)?;
     let replicator = Replicator::from_config(&config).map_err(CliError::usage)?;
+    let metrics = match metrics_address.or(config.metrics_address) {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|e| CliError::usage(format!("metrics.address '{addr}': {e}")))?;
+            let local = listener.local_addr().map_err(CliError::failed)?;
+            tracing::info!(address = %local, "serving Prometheus metrics on http://{local}/metrics");
+            Some(listener)
+        }
+        None => None,
+    };
     let running = replicator.start().await.map_err(CliError::failed)?;
     let started = Instant::now();
-    wait_for_signal(&running).await;
+    match metrics {
+        Some(listener) => {
+            tokio::select! {
+                _ = wait_for_signal(&running) => {}
+                _ = crate::metrics::serve(listener, &running) => {}
+            }
+        }
+        None => wait_for_signal(&running).await,
+    }
     tracing::info!("stopping: draining in-flight batches and committing progress");
     let (records, bytes) = totals(&running);
     let errors = running.errors();
