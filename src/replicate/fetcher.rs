@@ -145,8 +145,9 @@ async fn run_broker_fetcher(ctx: Arc<FetchContext>, broker: i32, mut stop: watch
     let _ = tokio::time::timeout(CLOSE_SESSION_TIMEOUT, session.close()).await;
 }
 
-/// Claims the partitions this broker leads (or is the read replica of) that are ready for a fetch. Also says whether
-/// one of its partitions is only waiting for room downstream (it will be ready soon).
+/// Claims the partitions this broker leads (or is the read replica of) that are ready for a
+/// fetch. Also says whether one of its partitions is only waiting for room downstream (it
+/// will be ready soon).
 fn claim_partitions(ctx: &FetchContext, broker: i32) -> (Vec<Arc<PartitionShared>>, bool) {
     let meta = ctx.source.metadata();
     let now = Instant::now();
