@@ -53,6 +53,9 @@ pub struct ClusterSection {
         default = "default_connect_timeout_ms"
     )]
     pub connect_timeout_ms: u64,
+    /// Sent as the Fetch `rack_id`, to fetch from the closest replica (KIP-392).
+    #[serde(rename = "client.rack", default)]
+    pub client_rack: String,
 }
 
 /// One `[[routes]]` entry.
@@ -448,6 +451,7 @@ impl Config {
                 cfg.client_id = c.client_id.clone();
                 cfg.request_timeout = Duration::from_millis(c.request_timeout_ms);
                 cfg.connect_timeout = Duration::from_millis(c.connect_timeout_ms);
+                cfg.client_rack = c.client_rack.clone();
                 cfg
             })
             .collect()
@@ -645,6 +649,9 @@ topics = ["orders.*"]
         assert_eq!(routes[0].name, "a-to-b");
         assert_eq!(routes[0].group_id, "kferry-a-to-b");
         assert_eq!(c.cluster_configs()[1].bootstrap_servers.len(), 2);
+        assert_eq!(c.cluster_configs()[0].client_rack, "", "no rack: fetch from leaders");
+        let racked = GOOD.replace("[clusters.b]", "\"client.rack\" = \"use1-az1\"\n[clusters.b]");
+        assert_eq!(load_str(&racked).unwrap().cluster_configs()[0].client_rack, "use1-az1");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Fetchers: one task per source broker, fetching every partition that broker leads.
+//! Fetchers: one task per source broker, fetching every partition that broker leads, or
+//! for which it is the preferred read replica (KIP-392, see [`super::read_replica`]).
 //!
 //! Fetching is pull-driven: a partition is fetched only when its sink queue has room and no
 //! other fetch for it is in flight, and a response is handed on only once the route's memory
@@ -8,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use tokio::sync::{watch, Notify};
@@ -20,7 +21,7 @@ use super::txn::TxnFilter;
 use super::CorruptPolicy;
 use crate::batch::{BlobIter, Compression, FetchedEntry, RecordBatch};
 use crate::wire::fetch::{FetchParams, FetchedPartition, PartitionFetch, SessionFetcher};
-use crate::wire::{Cluster, Purpose};
+use crate::wire::{Cluster, Metadata, Purpose};
 
 /// Kafka's `metadata.max.age.ms` default: metadata is refreshed at least this often.
 const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
@@ -67,8 +68,8 @@ impl FetchContext {
     }
 }
 
-/// Starts a fetcher for every broker that leads one of the route's partitions, and more as
-/// leadership moves to new brokers, until `stop`.
+/// Starts a fetcher for every broker that leads one of the route's partitions (or is its
+/// preferred read replica), and more as leadership moves to new brokers, until `stop`.
 pub async fn run_fetchers(ctx: Arc<FetchContext>, mut stop: watch::Receiver<bool>) {
     let mut started: HashSet<i32> = HashSet::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -76,9 +77,9 @@ pub async fn run_fetchers(ctx: Arc<FetchContext>, mut stop: watch::Receiver<bool
         refresh_if_needed(&ctx).await;
         let meta = ctx.source.metadata();
         for p in &ctx.partitions {
-            if let Some(leader) = meta.leader(&p.source_topic, p.partition) {
-                if started.insert(leader) {
-                    tasks.spawn(run_broker_fetcher(ctx.clone(), leader, stop.clone()));
+            if let Some(broker) = fetch_broker(&meta, p, Instant::now()) {
+                if started.insert(broker) {
+                    tasks.spawn(run_broker_fetcher(ctx.clone(), broker, stop.clone()));
                 }
             }
         }
@@ -88,6 +89,13 @@ pub async fn run_fetchers(ctx: Arc<FetchContext>, mut stop: watch::Receiver<bool
         }
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// The broker to fetch a partition from: its preferred read replica while that holds,
+/// else its leader.
+fn fetch_broker(meta: &Metadata, p: &PartitionShared, now: Instant) -> Option<i32> {
+    let leader = meta.leader(&p.source_topic, p.partition);
+    p.fetch_broker(leader, |b| meta.brokers.contains_key(&b), now)
 }
 
 /// Refreshes source metadata when it is older than `metadata.max.age.ms`, or when a live
@@ -114,7 +122,7 @@ async fn refresh_if_needed(ctx: &FetchContext) {
 /// the partitions ready this round: those not ready (no room downstream, claimed by another
 /// broker's fetcher) drop out of the session and come back when ready.
 async fn run_broker_fetcher(ctx: Arc<FetchContext>, broker: i32, mut stop: watch::Receiver<bool>) {
-    let mut session = SessionFetcher::new();
+    let mut session = SessionFetcher::new().with_rack_id(&ctx.source.config().client_rack);
     while !*stop.borrow() {
         let (claimed, busy_waiting) = claim_partitions(&ctx, broker);
         if claimed.is_empty() {
@@ -137,16 +145,18 @@ async fn run_broker_fetcher(ctx: Arc<FetchContext>, broker: i32, mut stop: watch
     let _ = tokio::time::timeout(CLOSE_SESSION_TIMEOUT, session.close()).await;
 }
 
-/// Claims the partitions this broker leads that are ready for a fetch. Also says whether
-/// one of its partitions is only waiting for room downstream (it will be ready soon).
+/// Claims the partitions this broker leads (or is the read replica of) that are ready for a
+/// fetch. Also says whether one of its partitions is only waiting for room downstream (it
+/// will be ready soon).
 fn claim_partitions(ctx: &FetchContext, broker: i32) -> (Vec<Arc<PartitionShared>>, bool) {
     let meta = ctx.source.metadata();
+    let now = Instant::now();
     let mut busy_waiting = false;
     let mut claimed = Vec::new();
     for p in ctx
         .partitions
         .iter()
-        .filter(|p| meta.leader(&p.source_topic, p.partition) == Some(broker))
+        .filter(|p| fetch_broker(&meta, p, now) == Some(broker))
     {
         if p.ready_to_fetch() && p.claim() {
             claimed.push(p.clone());
@@ -198,6 +208,9 @@ async fn fetch_once(
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(route = %ctx.route, broker, "fetch failed, retrying: {e}");
+            for p in claimed {
+                p.read_replica_failed(broker); // back to the leader
+            }
             tokio::time::sleep(ctx.retry_backoff).await;
             let _ = ctx.source.refresh_metadata_if_older(ctx.retry_backoff).await;
             return;
@@ -215,23 +228,35 @@ async fn fetch_once(
         let Some(&i) = index.get(&(fetched.topic.as_str(), fetched.partition)) else {
             continue;
         };
-        retriable_errors |= handle_partition(ctx, &claimed[i], requests[i].fetch_offset, fetched, &mut room).await;
+        let part = &claimed[i];
+        retriable_errors |= handle_partition(ctx, part, broker, requests[i].fetch_offset, fetched, &mut room).await;
     }
     if retriable_errors {
         tokio::time::sleep(ctx.retry_backoff).await;
     }
 }
 
-/// Handles one partition of a response; true when it had a retriable error.
+/// Handles one partition of a response from `broker`; true when it had a retriable error.
 async fn handle_partition(
     ctx: &FetchContext,
     part: &PartitionShared,
+    broker: i32,
     fetch_offset: i64,
     fetched: FetchedPartition,
     room: &mut Reservation,
 ) -> bool {
     if let Some(error) = ResponseError::try_from_code(fetched.error_code) {
+        if part.read_replica_failed(broker) {
+            tracing::info!(route = %ctx.route, partition = %part.label(), broker,
+                "read replica answered {error} at offset {fetch_offset}; fetching from the leader again");
+            return true;
+        }
         return handle_partition_error(ctx, part, fetch_offset, &fetched, error).await;
+    }
+    if fetched.preferred_read_replica >= 0 && fetched.preferred_read_replica != broker {
+        tracing::debug!(route = %ctx.route, partition = %part.label(), broker,
+            "fetching from preferred read replica {}", fetched.preferred_read_replica);
+        part.prefer_read_replica(fetched.preferred_read_replica, Instant::now());
     }
     let (split, error) = split_batches(ctx, part, fetch_offset, &fetched);
     if split.end_offset > part.delivered_end() || !split.forwards.is_empty() {

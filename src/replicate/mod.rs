@@ -18,6 +18,7 @@ pub mod fetcher;
 pub mod hook;
 pub mod partition;
 pub mod progress;
+pub mod read_replica;
 pub mod reconcile;
 pub mod route;
 pub mod router;

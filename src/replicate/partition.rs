@@ -7,10 +7,12 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
 use super::counters::PartitionCounters;
+use super::read_replica::ReadReplica;
 use super::txn::TxnFilter;
 use crate::batch::RecordBatch;
 
@@ -106,6 +108,8 @@ pub struct PartitionShared {
     pub counters: PartitionCounters,
     /// Read-committed filter; used only by the fetcher that has claimed the partition.
     pub txn: Mutex<TxnFilter>,
+    /// The follower fetched from instead of the leader, if any (KIP-392).
+    read_replica: Mutex<ReadReplica>,
 }
 
 impl PartitionShared {
@@ -144,6 +148,7 @@ impl PartitionShared {
             sender,
             counters: PartitionCounters::default(),
             txn: Mutex::new(TxnFilter::default()),
+            read_replica: Mutex::new(ReadReplica::default()),
         };
         (Arc::new(shared), receiver)
     }
@@ -170,6 +175,27 @@ impl PartitionShared {
     /// Ends a claim made with [`PartitionShared::claim`].
     pub fn release(&self) {
         self.claimed.store(false, Ordering::Release);
+    }
+
+    /// The broker to fetch from: the preferred read replica while it holds (fresh and
+    /// `known` in the metadata), else `leader`. See [`ReadReplica`].
+    pub fn fetch_broker(&self, leader: Option<i32>, known: impl Fn(i32) -> bool, now: Instant) -> Option<i32> {
+        self.read_replica().poll_broker(leader, known, now)
+    }
+
+    /// A fetch response named a preferred read replica (KIP-392; -1 is none).
+    pub fn prefer_read_replica(&self, broker: i32, now: Instant) {
+        self.read_replica().handle_preferred(broker, now);
+    }
+
+    /// A fetch from `broker` failed; true when it was the partition's read replica, which
+    /// is then dropped so that the next fetch goes to the leader.
+    pub fn read_replica_failed(&self, broker: i32) -> bool {
+        self.read_replica().handle_failure(broker)
+    }
+
+    fn read_replica(&self) -> std::sync::MutexGuard<'_, ReadReplica> {
+        self.read_replica.lock().expect("read replica lock")
     }
 
     /// The offset the next fetch starts at.

@@ -34,6 +34,9 @@ pub struct ClusterConfig {
     pub reconnect_backoff: Duration,
     /// `reconnect.backoff.max.ms`.
     pub reconnect_backoff_max: Duration,
+    /// `client.rack`: sent as the Fetch `rack_id` (KIP-392), so that a broker with a
+    /// `replica.selector.class` can point fetchers at a replica in the same rack. Empty: none.
+    pub client_rack: String,
 }
 
 impl ClusterConfig {
@@ -47,6 +50,7 @@ impl ClusterConfig {
             request_timeout: Duration::from_secs(30),
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_secs(1),
+            client_rack: String::new(),
         }
     }
 }

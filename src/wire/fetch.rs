@@ -19,8 +19,11 @@
 //! sans-I/O, in [`super::fetch_session`]. [`fetch`] (reconciliation's one-partition reads)
 //! sends sessionless requests (session 0, epoch -1).
 //!
+//! A [`SessionFetcher`] may carry the cluster's `client.rack` as `rack_id` (v11+, KIP-392);
+//! the broker's answer then names a `preferred_read_replica` to fetch from instead.
+//!
 //! References: Kafka `FetchRequest.json`, `FetchResponse.json`; KIP-74 (max_bytes),
-//! KIP-227 (fetch sessions), KIP-516 (topic ids).
+//! KIP-227 (fetch sessions), KIP-392 (fetch from the closest replica), KIP-516 (topic ids).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
@@ -140,12 +143,21 @@ pub struct SessionFetcher {
     conn: Weak<Connection>,
     /// The broker declined a session already (logged once).
     declined: bool,
+    /// `client.rack`, sent as `rack_id` (v11+, KIP-392); empty for none.
+    rack_id: StrBytes,
 }
 
 impl SessionFetcher {
     /// No session yet: the first fetch is a full one.
     pub fn new() -> SessionFetcher {
         SessionFetcher::default()
+    }
+
+    /// Sends `rack` as the requests' `rack_id` (KIP-392): a broker with a rack-aware
+    /// replica selector may then answer with a `preferred_read_replica` in that rack.
+    pub fn with_rack_id(mut self, rack: &str) -> SessionFetcher {
+        self.rack_id = StrBytes::from_string(rack.to_string());
+        self
     }
 
     /// The session's bookkeeping.
@@ -181,7 +193,7 @@ impl SessionFetcher {
             })
             .collect();
         let plan = self.session.build_request(&wanted, version);
-        let request = build_request(params, version, partitions, &states, &plan);
+        let request = build_request(params, version, partitions, &states, &plan).with_rack_id(self.rack_id.clone());
         let response = match call(conn, &request, version).await {
             Ok(response) => response,
             Err(e) => {

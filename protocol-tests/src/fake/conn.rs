@@ -21,13 +21,13 @@ use super::{unsupported, RequestSeen, Shared};
 /// Largest request accepted (Kafka's `socket.request.max.bytes` default, 100 MiB).
 const MAX_REQUEST_BYTES: usize = 100 << 20;
 
-/// Serves one connection until it closes or fails.
-pub(super) async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
+/// Serves one connection to `node` (0, or the follower) until it closes or fails.
+pub(super) async fn serve(shared: Arc<Shared>, mut stream: TcpStream, node: i32) {
     loop {
         let Ok(frame) = read_frame(&mut stream).await else {
             return; // the client went away, or sent a frame size no broker accepts
         };
-        let response = match answer(&shared, frame).await {
+        let response = match answer(&shared, frame, node).await {
             Ok(response) => response,
             Err(reason) => {
                 shared.closed.lock().expect("closed lock").push(reason);
@@ -55,14 +55,16 @@ async fn read_frame(stream: &mut TcpStream) -> Result<Bytes, String> {
 }
 
 /// The response frame (header and body, without the size) for one request frame.
-async fn answer(shared: &Shared, mut frame: Bytes) -> Result<Bytes, String> {
+async fn answer(shared: &Shared, mut frame: Bytes, node: i32) -> Result<Bytes, String> {
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let seen = shared.record(RequestSeen {
+        node,
         api_key,
         version,
         bytes: 4 + frame.len(),
         fetch: None,
+        rack_id: None,
     });
     let key = ApiKey::try_from(api_key).map_err(|_| format!("unknown API key {api_key}"))?;
     let advertised = api_versions::advertises(&shared.options, api_key, version);
@@ -89,7 +91,7 @@ async fn answer(shared: &Shared, mut frame: Bytes) -> Result<Bytes, String> {
         ApiKey::OffsetFetch => encode(offset_fetch::handle(shared, decode(&mut frame, v)?), v),
         ApiKey::OffsetCommit => encode(offset_commit::handle(shared, decode(&mut frame, v)?), v),
         ApiKey::ListOffsets => encode(list_offsets::handle(shared, decode(&mut frame, v)?, v), v),
-        ApiKey::Fetch => encode(fetch::handle(shared, decode(&mut frame, v)?, v, seen).await, v),
+        ApiKey::Fetch => encode(fetch::handle(shared, decode(&mut frame, v)?, v, seen, node).await, v),
         other => return Err(format!("{other:?} is advertised but not implemented")),
     }?;
     frame_response(key, version, header.correlation_id, body)

@@ -16,7 +16,13 @@
 //! an incremental answer holds only the partitions with news. Each request is recorded
 //! with its session, epoch and partition counts ([`super::FetchSeen`]).
 //!
-//! Not faked: `min_bytes` above 1, leader epochs, diverging epochs, preferred read replicas.
+//! Preferred read replicas (KIP-392), with [`super::FakeOptions::follower_rack`]: node 0
+//! answers a request whose `rack_id` is the follower's rack at once, every partition without
+//! error getting `preferred_read_replica` 1 and no records; node 1 serves the logs like node
+//! 0, or, after [`super::FakeBroker::fail_follower`], that error for every partition (and
+//! node 0 then serves every rack itself, as Kafka's selector skips replicas out of sync).
+//!
+//! Not faked: `min_bytes` above 1, leader epochs, diverging epochs.
 //!
 //! References: Kafka `FetchRequest.json`, `FetchResponse.json`, `ReplicaManager.readFromLog`;
 //! KIP-74, KIP-98, KIP-227, KIP-516.
@@ -27,18 +33,24 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 
 use super::fetch_session::{Context, SessionPartition};
 use super::state::State;
-use super::Shared;
+use super::{Shared, FOLLOWER_ID};
 
 /// `isolation_level` of a read_committed request.
 const READ_COMMITTED: i8 = 1;
 /// Longest wait honoured, whatever `max_wait_ms` says (keeps a stuck test bounded).
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-pub(super) async fn handle(shared: &Shared, request: FetchRequest, version: i16, seen: usize) -> FetchResponse {
+pub(super) async fn handle(
+    shared: &Shared,
+    request: FetchRequest,
+    version: i16,
+    seen: usize,
+    node: i32,
+) -> FetchResponse {
     let enabled = !shared.options.no_fetch_sessions;
     let context = shared.sessions().new_context(&request, version, enabled);
     let mut changed = shared.changed.subscribe();
@@ -56,6 +68,12 @@ pub(super) async fn handle(shared: &Shared, request: FetchRequest, version: i16,
                 version,
             )
         };
+        // Checked on every wake-up: a failure or a healing applies to long polls waiting.
+        match replica_role(shared, &request, version, node) {
+            Role::FailedFollower(code) => break with_error(read.partitions, code),
+            Role::Redirect => break redirected(read.partitions),
+            Role::Serve => {}
+        }
         if matches!(context, Context::Error(_))
             || read.has_data
             || tokio::time::timeout_at(deadline, changed.changed()).await.is_err()
@@ -112,6 +130,57 @@ fn read_all(
         partitions: out,
         has_data,
     }
+}
+
+/// What a node does with a Fetch, as far as the follower (KIP-392) goes.
+enum Role {
+    Serve,
+    /// The leader points the follower's rack at the follower.
+    Redirect,
+    /// The follower answers every partition with this error.
+    FailedFollower(i16),
+}
+
+fn replica_role(shared: &Shared, request: &FetchRequest, version: i16, node: i32) -> Role {
+    let failed = shared.follower_error.load(std::sync::atomic::Ordering::Relaxed);
+    let rack = shared.options.follower_rack.as_deref();
+    match node {
+        FOLLOWER_ID if failed != 0 => Role::FailedFollower(failed),
+        FOLLOWER_ID => Role::Serve,
+        // A failed follower is out of the ISR: the leader no longer points anyone at it.
+        _ if failed == 0 && version >= 11 && rack == Some(request.rack_id.as_str()) => Role::Redirect,
+        _ => Role::Serve,
+    }
+}
+
+/// Every partition without error points at the follower, with no records (KIP-392).
+fn redirected(partitions: Vec<(SessionPartition, PartitionData)>) -> Vec<(SessionPartition, PartitionData)> {
+    partitions
+        .into_iter()
+        .map(|(p, data)| match data.error_code {
+            0 => (
+                p,
+                data.with_preferred_read_replica(BrokerId(FOLLOWER_ID))
+                    .with_records(Some(Bytes::new()))
+                    .with_aborted_transactions(None),
+            ),
+            _ => (p, data),
+        })
+        .collect()
+}
+
+/// Every partition gets `code` and no records (an injected follower failure).
+fn with_error(partitions: Vec<(SessionPartition, PartitionData)>, code: i16) -> Vec<(SessionPartition, PartitionData)> {
+    partitions
+        .into_iter()
+        .map(|(p, data)| {
+            let data = PartitionData::default()
+                .with_partition_index(data.partition_index)
+                .with_error_code(code)
+                .with_high_watermark(-1);
+            (p, data)
+        })
+        .collect()
 }
 
 /// Groups consecutive partitions of the same topic into the response's topics.

@@ -249,6 +249,7 @@ impl Session {
             let records = data.records.as_ref().is_some_and(|r| !r.is_empty());
             let news = records
                 || data.error_code != 0
+                || data.preferred_read_replica.0 >= 0
                 || cached.high_watermark != data.high_watermark
                 || cached.log_start_offset != data.log_start_offset;
             cached.note(&data);

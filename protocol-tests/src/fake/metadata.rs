@@ -1,4 +1,6 @@
 //! Metadata (key 3): one broker, node 0 at the fake's own address, leading every partition.
+//! With [`super::FakeOptions::follower_rack`], also node 1 (the second port, in that rack),
+//! a replica in sync for every partition.
 //!
 //! A null topic list (or an empty one at v0) asks for every topic. Topics are named, or
 //! from v10 on may be given by topic id. An unknown topic comes back with
@@ -15,7 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::state::{State, Topic};
-use super::Shared;
+use super::{Shared, FOLLOWER_ID};
 
 /// The fake's node id.
 pub(super) const NODE_ID: i32 = 0;
@@ -30,12 +32,20 @@ pub(super) fn handle(shared: &Shared, request: MetadataRequest, version: i16) ->
             .map(|w| lookup(shared, &state, w.name.as_ref().map(|n| n.as_str()), w.topic_id))
             .collect(),
     };
-    let mut response = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(NODE_ID))
-            .with_host(StrBytes::from_string(shared.addr.ip().to_string()))
-            .with_port(i32::from(shared.addr.port()))])
-        .with_topics(topics);
+    let mut brokers = vec![MetadataResponseBroker::default()
+        .with_node_id(BrokerId(NODE_ID))
+        .with_host(StrBytes::from_string(shared.addr.ip().to_string()))
+        .with_port(i32::from(shared.addr.port()))];
+    if let (Some(addr), Some(rack)) = (shared.follower_addr, &shared.options.follower_rack) {
+        brokers.push(
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(FOLLOWER_ID))
+                .with_host(StrBytes::from_string(addr.ip().to_string()))
+                .with_port(i32::from(addr.port()))
+                .with_rack(Some(StrBytes::from_string(rack.clone()))),
+        );
+    }
+    let mut response = MetadataResponse::default().with_brokers(brokers).with_topics(topics);
     if version >= 1 {
         response = response.with_controller_id(BrokerId(NODE_ID));
     }
@@ -61,14 +71,18 @@ fn describe(shared: &Shared, name: &str, topic: &Topic) -> MetadataResponseTopic
         true => Uuid::nil(),
         false => topic.id,
     };
+    let mut replicas = vec![BrokerId(NODE_ID)];
+    if shared.follower_addr.is_some() {
+        replicas.push(BrokerId(FOLLOWER_ID));
+    }
     let partitions = (0..topic.partitions.len() as i32)
         .map(|index| {
             MetadataResponsePartition::default()
                 .with_partition_index(index)
                 .with_leader_id(BrokerId(NODE_ID))
                 .with_leader_epoch(0)
-                .with_replica_nodes(vec![BrokerId(NODE_ID)])
-                .with_isr_nodes(vec![BrokerId(NODE_ID)])
+                .with_replica_nodes(replicas.clone())
+                .with_isr_nodes(replicas.clone())
         })
         .collect();
     MetadataResponseTopic::default()

@@ -13,12 +13,12 @@
 //! | API | versions | behaviour |
 //! |---|---|---|
 //! | ApiVersions | 0-3 | the ranges below; v4+ gets the v0 body with UNSUPPORTED_VERSION (KIP-511); see [`FakeOptions::advertise_only_v0_api_versions`] |
-//! | Metadata | 0-12 | one broker (node 0, this address), every partition led by it, topic ids unless [`FakeOptions::nil_topic_ids`] |
+//! | Metadata | 0-12 | one broker (node 0, this address), every partition led by it, topic ids unless [`FakeOptions::nil_topic_ids`]; with [`FakeOptions::follower_rack`] also node 1 (a second port), a follower of every partition |
 //! | FindCoordinator | 0-4 | node 0 for every key |
 //! | OffsetFetch | 1-7 | offsets committed through OffsetCommit, in memory; -1 when none |
 //! | OffsetCommit | 2-8 | stores offset and metadata; no group membership checks |
 //! | ListOffsets | 1-7 | -2: log start offset; -1: high watermark (last stable offset when read_committed) |
-//! | Fetch | 4-16 | the log bytes from the first entry whose last offset is at or above the fetch offset, below the high watermark (or last stable offset), within KIP-74's byte limits; waits up to `max_wait_ms` for data; fetch sessions (KIP-227) unless [`FakeOptions::no_fetch_sessions`] |
+//! | Fetch | 4-16 | the log bytes from the first entry whose last offset is at or above the fetch offset, below the high watermark (or last stable offset), within KIP-74's byte limits; waits up to `max_wait_ms` for data; fetch sessions (KIP-227) unless [`FakeOptions::no_fetch_sessions`]; preferred read replicas (KIP-392) with [`FakeOptions::follower_rack`] |
 //!
 //! # What is not
 //!
@@ -36,7 +36,8 @@
 //! * franz-go `pkg/kfake` (one file per API key, fault hooks)
 //! * Kafka `clients/src/main/resources/common/message/*.json` (message versions)
 //! * KIP-35 and KIP-511 (ApiVersions), KIP-74 (Fetch size limits), KIP-98 (aborted
-//!   transactions and the last stable offset), KIP-227 (fetch sessions), KIP-516 (topic ids)
+//!   transactions and the last stable offset), KIP-227 (fetch sessions), KIP-392 (fetch from
+//!   the closest replica), KIP-516 (topic ids)
 
 mod api_versions;
 mod conn;
@@ -55,6 +56,7 @@ mod tests;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
@@ -82,11 +84,21 @@ pub struct FakeOptions {
     /// Keep no fetch session: answer every Fetch with session id 0, as tansu 0.6 does (and
     /// Kafka when its session cache is full), so a client must send full requests.
     pub no_fetch_sessions: bool,
+    /// Fetch from the closest replica (KIP-392): also listen on a second port as node 1, in
+    /// this rack, a follower of every partition serving the same logs. A Fetch to node 0
+    /// whose `rack_id` is this rack is answered at once with `preferred_read_replica` 1 and
+    /// no records for every partition without error. See [`FakeBroker::fail_follower`].
+    pub follower_rack: Option<String>,
 }
 
+/// The node id of the follower that [`FakeOptions::follower_rack`] adds.
+pub const FOLLOWER_ID: i32 = 1;
+
 /// One request the fake received, in arrival order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestSeen {
+    /// The node that received it: 0, or [`FOLLOWER_ID`].
+    pub node: i32,
     /// Kafka API key.
     pub api_key: i16,
     /// Request version.
@@ -95,6 +107,8 @@ pub struct RequestSeen {
     pub bytes: usize,
     /// For a Fetch that was answered: its session and sizes.
     pub fetch: Option<FetchSeen>,
+    /// For a Fetch that was answered: its `rack_id` (v11+; empty before).
+    pub rack_id: Option<String>,
 }
 
 /// A Fetch request and its answer, as far as fetch sessions (KIP-227) go.
@@ -127,6 +141,10 @@ impl FetchSeen {
 /// What every connection task shares with the [`FakeBroker`] handle.
 struct Shared {
     addr: SocketAddr,
+    /// Node 1's address, with [`FakeOptions::follower_rack`].
+    follower_addr: Option<SocketAddr>,
+    /// Error code node 1 answers every fetched partition with (0: none).
+    follower_error: AtomicI16,
     options: FakeOptions,
     state: Mutex<State>,
     /// Bumped on every change to the logs, to wake long-polling fetches.
@@ -171,14 +189,16 @@ impl Shared {
                 .filter(|p| p.records.as_ref().is_some_and(|r| !r.is_empty()))
                 .count(),
         };
-        self.requests.lock().expect("requests lock")[at].fetch = Some(seen);
+        let mut requests = self.requests.lock().expect("requests lock");
+        requests[at].fetch = Some(seen);
+        requests[at].rack_id = Some(request.rack_id.to_string());
     }
 }
 
 /// A running fake broker; it stops (and closes every connection) when dropped.
 pub struct FakeBroker {
     shared: Arc<Shared>,
-    accept: JoinHandle<()>,
+    accept: Vec<JoinHandle<()>>,
 }
 
 impl FakeBroker {
@@ -190,8 +210,14 @@ impl FakeBroker {
     /// Starts a fake broker with `options` on a free loopback port.
     pub async fn start_with(options: FakeOptions) -> io::Result<FakeBroker> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let follower = match options.follower_rack {
+            Some(_) => Some(TcpListener::bind("127.0.0.1:0").await?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             addr: listener.local_addr()?,
+            follower_addr: follower.as_ref().map(TcpListener::local_addr).transpose()?,
+            follower_error: AtomicI16::new(0),
             options,
             state: Mutex::new(State::default()),
             changed: watch::channel(0).0,
@@ -199,13 +225,29 @@ impl FakeBroker {
             sessions: Mutex::new(Sessions::default()),
             closed: Mutex::new(Vec::new()),
         });
-        let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+        let mut accept = vec![tokio::spawn(accept_loop(listener, shared.clone(), 0))];
+        if let Some(follower) = follower {
+            accept.push(tokio::spawn(accept_loop(follower, shared.clone(), FOLLOWER_ID)));
+        }
         Ok(FakeBroker { shared, accept })
     }
 
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
         self.shared.addr
+    }
+
+    /// Node 1's address, with [`FakeOptions::follower_rack`].
+    pub fn follower_addr(&self) -> Option<SocketAddr> {
+        self.shared.follower_addr
+    }
+
+    /// Makes node 1 answer every partition of every Fetch with error `code` and no records,
+    /// at once (0 heals it), as a follower that fell out of the ISR or lost the replica does.
+    /// Meanwhile node 0 serves every rack itself.
+    pub fn fail_follower(&self, code: i16) {
+        self.shared.follower_error.store(code, Ordering::Relaxed);
+        self.notify(); // wake its long polls
     }
 
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
@@ -267,7 +309,10 @@ impl FakeBroker {
     pub fn fetches(&self) -> Vec<(RequestSeen, FetchSeen)> {
         self.requests()
             .into_iter()
-            .filter_map(|r| Some((r, r.fetch?)))
+            .filter_map(|r| {
+                let f = r.fetch?;
+                Some((r, f))
+            })
             .collect()
     }
 
@@ -312,12 +357,14 @@ impl FakeBroker {
 
 impl Drop for FakeBroker {
     fn drop(&mut self) {
-        // The connection tasks live in the accept task's JoinSet: aborting it ends them.
-        self.accept.abort();
+        // The connection tasks live in the accept tasks' JoinSets: aborting them ends them.
+        for accept in &self.accept {
+            accept.abort();
+        }
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, node: i32) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -328,7 +375,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                connections.spawn(conn::serve(shared.clone(), stream));
+                connections.spawn(conn::serve(shared.clone(), stream, node));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -28,7 +29,11 @@ struct Client {
 
 impl Client {
     async fn connect(broker: &FakeBroker) -> Client {
-        let stream = TcpStream::connect(broker.addr()).await.unwrap();
+        Client::connect_to(broker, broker.addr()).await
+    }
+
+    async fn connect_to(broker: &FakeBroker, addr: std::net::SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).await.unwrap();
         Client {
             stream,
             shared: broker.shared.clone(),
@@ -395,11 +400,88 @@ async fn fetch_sessions_answer_only_news_and_check_ids_and_epochs() {
     assert_eq!(r.error_code, 70);
 
     let fetches = broker.fetches();
-    let (first, seen) = fetches[0];
+    let (first, seen) = fetches[0].clone();
     assert_eq!((seen.session_id, seen.epoch, seen.partitions), (0, 0, 3));
     assert_eq!((seen.response_session_id, seen.response_partitions), (session, 3));
     assert!(seen.is_full() && first.bytes > fetches[1].0.bytes);
     assert_eq!((fetches[3].1.partitions, fetches[3].1.forgotten), (1, 1));
+}
+
+#[tokio::test]
+async fn the_leader_points_its_rack_at_the_follower() {
+    let broker = FakeBroker::start_with(FakeOptions {
+        follower_rack: Some("rack-b".to_string()),
+        ..FakeOptions::default()
+    })
+    .await
+    .unwrap();
+    broker.create_topic("t", 1);
+    broker.append("t", 0, &v2_batch(0, 3));
+    let follower = broker.follower_addr().expect("a second port");
+    let mut leader = Client::connect(&broker).await;
+    let meta = leader.call(&MetadataRequest::default().with_topics(None), 12).await;
+    let nodes: Vec<(i32, i32, Option<&str>)> = meta
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, b.port, b.rack.as_ref().map(|r| r.as_str())))
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            (0, i32::from(broker.addr().port()), None),
+            (1, i32::from(follower.port()), Some("rack-b"))
+        ]
+    );
+    assert_eq!(meta.topics[0].partitions[0].replica_nodes, [BrokerId(0), BrokerId(1)]);
+    let id = meta.topics[0].topic_id;
+
+    let data = |r: &FetchResponse| r.responses[0].partitions[0].clone();
+    // Another rack (or none) reads from the leader.
+    let r = leader
+        .call(&fetch_request("t", id, 0, 1 << 20).with_rack_id("rack-a".into()), 16)
+        .await;
+    assert_eq!(
+        (data(&r).preferred_read_replica.0, data(&r).records.unwrap().is_empty()),
+        (-1, false)
+    );
+    // The follower's rack is pointed at the follower, with no records.
+    let r = leader
+        .call(&fetch_request("t", id, 0, 1 << 20).with_rack_id("rack-b".into()), 16)
+        .await;
+    assert_eq!(
+        (data(&r).preferred_read_replica.0, data(&r).records.unwrap().is_empty()),
+        (1, true)
+    );
+    // The follower serves the log, until it fails.
+    let mut f = Client::connect_to(&broker, follower).await;
+    let r = f
+        .call(&fetch_request("t", id, 0, 1 << 20).with_rack_id("rack-b".into()), 16)
+        .await;
+    assert_eq!((data(&r).error_code, data(&r).records.unwrap().is_empty()), (0, false));
+    broker.fail_follower(ResponseError::NotLeaderOrFollower.code());
+    let r = f.call(&fetch_request("t", id, 0, 1 << 20), 16).await;
+    assert_eq!(data(&r).error_code, ResponseError::NotLeaderOrFollower.code());
+    let r = leader
+        .call(&fetch_request("t", id, 0, 1 << 20).with_rack_id("rack-b".into()), 16)
+        .await;
+    assert_eq!(
+        (data(&r).preferred_read_replica.0, data(&r).records.unwrap().is_empty()),
+        (-1, false),
+        "a failed follower is not preferred"
+    );
+
+    let seen: Vec<(i32, Option<String>)> = broker.fetches().into_iter().map(|(r, _)| (r.node, r.rack_id)).collect();
+    let rack = |r: &str| Some(r.to_string());
+    assert_eq!(
+        seen,
+        [
+            (0, rack("rack-a")),
+            (0, rack("rack-b")),
+            (1, rack("rack-b")),
+            (1, rack("")),
+            (0, rack("rack-b"))
+        ]
+    );
 }
 
 #[tokio::test]
