@@ -170,6 +170,14 @@ impl Running {
             .map(|c| (c.used() as u64, c.bytes() as u64))
     }
 
+    /// Records and bytes forwarded by every route, without building the status.
+    pub fn forwarded(&self) -> (u64, u64) {
+        self.routes
+            .iter()
+            .map(RouteHandle::forwarded)
+            .fold((0, 0), |(r, b), (r2, b2)| (r + r2, b + b2))
+    }
+
     /// Errors of stopped partitions, on every route.
     pub fn errors(&self) -> Vec<String> {
         self.routes.iter().flat_map(RouteHandle::errors).collect()

@@ -132,6 +132,17 @@ impl RouteHandle {
             .collect()
     }
 
+    /// Records and bytes forwarded so far, summed without allocating (cheap to poll at any
+    /// partition count, unlike [`RouteHandle::status`]).
+    pub fn forwarded(&self) -> (u64, u64) {
+        self.partitions.iter().fold((0, 0), |(r, b), p| {
+            (
+                r + p.counters.records_out.load(Ordering::Relaxed),
+                b + p.counters.bytes_out.load(Ordering::Relaxed),
+            )
+        })
+    }
+
     /// Batches found already on the target at start (and so not written again).
     pub fn resumed_batches(&self) -> usize {
         self.resumed_batches

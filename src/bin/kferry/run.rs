@@ -59,10 +59,7 @@ pub async fn run(path: &Path, metrics_address: Option<String>) -> Result<(), Cli
 
 /// Records and bytes forwarded by every route so far.
 pub fn totals(running: &Running) -> (u64, u64) {
-    running
-        .status()
-        .iter()
-        .fold((0, 0), |(r, b), (_, s)| (r + s.records_out, b + s.bytes_out))
+    running.forwarded()
 }
 
 async fn wait_for_signal(running: &Running) {
