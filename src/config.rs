@@ -491,15 +491,10 @@ impl Config {
 
 /// `Some(None)` for "keep", `Some(Some(codec))` for a codec, `None` when invalid.
 fn parse_compression(s: &str) -> Option<Option<Compression>> {
-    Some(match s {
-        "keep" => None,
-        "none" => Some(Compression::None),
-        "gzip" => Some(Compression::Gzip),
-        "snappy" => Some(Compression::Snappy),
-        "lz4" => Some(Compression::Lz4),
-        "zstd" => Some(Compression::Zstd),
-        _ => return None,
-    })
+    match s {
+        "keep" => Some(None),
+        name => Compression::from_name(name).map(Some),
+    }
 }
 
 fn parse_oversize(s: &str) -> Option<OversizePolicy> {

@@ -57,6 +57,32 @@ impl Compression {
             Compression::Unknown(id) => id & Attributes::COMPRESSION_MASK as u8,
         }
     }
+
+    /// The codec named as Kafka's `compression.type` names it (`none`, `gzip`, `snappy`, `lz4`,
+    /// `zstd`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ]
+        .into_iter()
+        .find(|c| c.name() == name)
+    }
+
+    /// Kafka's `compression.type` name of the codec (`unknown` for ids 5-7).
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+            Compression::Unknown(_) => "unknown",
+        }
+    }
 }
 
 /// The batch `attributes` field (int16).
@@ -293,6 +319,18 @@ mod tests {
 
     // Hand-written vectors from the independent validator crate.
     use kferry_protocol_tests::golden::{hex, FETCHED_IDEMPOTENT as GOLDEN_HEX};
+
+    #[test]
+    fn codec_names_round_trip_and_reject_unknown_ones() {
+        for id in 0..5 {
+            let c = Compression::from_id(id);
+            assert_eq!(Compression::from_name(c.name()), Some(c));
+        }
+        assert_eq!(Compression::from_name("lz4"), Some(Compression::Lz4));
+        assert_eq!(Compression::from_name("keep"), None);
+        assert_eq!(Compression::from_name("LZ4"), None);
+        assert_eq!(Compression::Unknown(6).name(), "unknown");
+    }
 
     #[test]
     fn golden_batch_fields() {

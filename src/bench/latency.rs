@@ -100,10 +100,9 @@ pub async fn probe(
         })
         .collect();
     // Start at the end: records already there are not part of this measurement.
-    for fetched in fetch(&conn, params, &positions).await.map_err(err)? {
-        if let Some(p) = positions.iter_mut().find(|p| p.partition == fetched.partition) {
-            p.fetch_offset = fetched.high_watermark;
-        }
+    let ends = super::high_watermarks(&cluster, &topic).await.map_err(err)?;
+    for p in &mut positions {
+        p.fetch_offset = ends.get(p.partition as usize).copied().unwrap_or(0);
     }
     while !*stop.borrow() {
         let fetched = tokio::select! {

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use kferry::bench::Usage;
 use kferry::{ClusterConfig, Replicator, RouteConfig};
 
 use crate::local::{find_tansu, python, repo_root, start_broker};
-use crate::run::totals;
 use crate::CliError;
 
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
@@ -110,7 +110,7 @@ pub async fn demo(args: DemoArgs) -> Result<(), CliError> {
         .route(RouteConfig::new("demo", "source", "target").include(&["demo\\..*"]))
         .build()
         .map_err(CliError::failed)?;
-    let cpu_before = cpu_seconds();
+    let cpu_before = Usage::now();
     let started = Instant::now();
     let running = replicator.start().await.map_err(CliError::failed)?;
     while !running.caught_up() {
@@ -123,8 +123,8 @@ pub async fn demo(args: DemoArgs) -> Result<(), CliError> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu_before;
-    let (records, bytes) = totals(&running);
+    let cpu = Usage::now().since(&cpu_before).cpu_s();
+    let (records, bytes) = running.forwarded();
     running.shutdown().await.map_err(CliError::failed)?;
     println!(
         "replicated {records} records, {:.1} MB in {elapsed:.2} s: {:.0} records/s, {:.1} MB/s (wall time, includes start-up); {cpu:.2} CPU-s",
@@ -169,14 +169,4 @@ fn verify(root: &Path, source: &str, target: &str, parts: &str) -> Result<(), Cl
             "verification found differences between source and target",
         )),
     }
-}
-
-/// User + system CPU time of this process, from /proc (Linux).
-pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_comm = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields after the command name: state is index 0, utime 11, stime 12 (clock ticks, 100/s).
-    (ticks(11) + ticks(12)) / 100.0
 }

@@ -105,10 +105,16 @@ impl Guarded {
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let out = child.wait_with_output().ok()?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout.lines().rev().find(|l| l.starts_with('{'))?;
-        serde_json::from_str(line).ok()
+        last_json_line(&out.stdout).ok()
     }
+}
+
+/// Parses the last line of a child's stdout that is a JSON object (the report that
+/// `kferry bench replicate` and `kferry-baseline` print at exit).
+pub fn last_json_line<T: serde::de::DeserializeOwned>(stdout: &[u8]) -> Result<T, String> {
+    let stdout = String::from_utf8_lossy(stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+    serde_json::from_str(line).map_err(|e| format!("'{line}': {e}"))
 }
 
 impl Drop for Guarded {

@@ -38,7 +38,7 @@ pub async fn run(path: &Path, metrics_address: Option<String>) -> Result<(), Cli
         None => wait_for_signal(&running).await,
     }
     tracing::info!("stopping: draining in-flight batches and committing progress");
-    let (records, bytes) = totals(&running);
+    let (records, bytes) = running.forwarded();
     let errors = running.errors();
     running.shutdown().await.map_err(CliError::failed)?;
     let secs = started.elapsed().as_secs_f64().max(1e-3);
@@ -57,22 +57,17 @@ pub async fn run(path: &Path, metrics_address: Option<String>) -> Result<(), Cli
     }
 }
 
-/// Records and bytes forwarded by every route so far.
-pub fn totals(running: &Running) -> (u64, u64) {
-    running.forwarded()
-}
-
 async fn wait_for_signal(running: &Running) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut report = tokio::time::interval(Duration::from_secs(10));
     report.tick().await;
-    let mut last = totals(running);
+    let mut last = running.forwarded();
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return,
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => return,
             _ = report.tick() => {
-                let now = totals(running);
+                let now = running.forwarded();
                 let lag: i64 = running.status().iter().map(|(_, s)| (s.high_watermark - s.acked.source_next).max(0)).sum();
                 tracing::info!(records = now.0, bytes = now.1, lag, "progress: {:.0} records/s", (now.0 - last.0) as f64 / 10.0);
                 last = now;

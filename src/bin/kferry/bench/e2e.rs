@@ -170,7 +170,8 @@ pub async fn run(args: E2eArgs) -> Result<(), CliError> {
                 false => topic.clone(),
             };
             create_topic(&cluster("target", &target), &target_topic, partitions).await?;
-            let report = run_baseline(&args, bin, brokers.source(), &target, &topic, &target_topic, run)?;
+            let topics = (topic.as_str(), target_topic.as_str());
+            let report = run_baseline(&args, plan.codec, bin, brokers.source(), &target, topics, run)?;
             check_target(&target, &target_topic, expected, "baseline").await?;
             record_bytes.get_or_insert(report.bytes);
             eprintln!("run {run} baseline: {}", one_line(&report, record_bytes));
@@ -249,14 +250,13 @@ fn run_kferry(
 
 fn run_baseline(
     args: &E2eArgs,
+    codec: &str,
     bin: &Path,
     source: &str,
     target: &str,
-    topic: &str,
-    target_topic: &str,
+    (topic, target_topic): (&str, &str),
     run: usize,
 ) -> Result<RunReport, CliError> {
-    let codec = super::codec_name(args.workload.plan()?.workload.compression);
     let mut cmd = Command::new(bin);
     cmd.args(["--source-bootstrap", source, "--target-bootstrap", target])
         .args(["--topic", topic, "--target-topic", target_topic, "--compression", codec])
@@ -279,9 +279,7 @@ fn child_report(mut cmd: Command, what: &str) -> Result<RunReport, CliError> {
     if !out.status.success() {
         return Err(CliError::failed(format!("{what} failed ({})", out.status)));
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
-    serde_json::from_str(line).map_err(|e| CliError::failed(format!("{what}: unreadable report '{line}': {e}")))
+    crate::local::last_json_line(&out.stdout).map_err(|e| CliError::failed(format!("{what}: unreadable report: {e}")))
 }
 
 async fn check_target(target: &str, topic: &str, expected: i64, who: &str) -> Result<(), CliError> {

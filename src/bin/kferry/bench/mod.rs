@@ -94,7 +94,8 @@ impl WorkloadArgs {
             workload.records_per_batch = n.max(1);
         }
         if let Some(c) = &self.compression {
-            workload.compression = parse_codec(c)?;
+            workload.compression =
+                Compression::from_name(c).ok_or_else(|| CliError::usage(format!("unknown compression '{c}'")))?;
         }
         if let Some(p) = self.partitions {
             partitions = p.max(1);
@@ -106,33 +107,11 @@ impl WorkloadArgs {
             records = kferry::config::parse_bytes(b).map_err(CliError::usage)? / workload.record_size as u64;
         }
         Ok(Plan {
-            codec: codec_name(workload.compression),
+            codec: workload.compression.name(),
             workload,
             partitions,
             records: records.max(1),
         })
-    }
-}
-
-pub fn parse_codec(s: &str) -> Result<Compression, CliError> {
-    Ok(match s {
-        "none" => Compression::None,
-        "gzip" => Compression::Gzip,
-        "snappy" => Compression::Snappy,
-        "lz4" => Compression::Lz4,
-        "zstd" => Compression::Zstd,
-        other => return Err(CliError::usage(format!("unknown compression '{other}'"))),
-    })
-}
-
-pub fn codec_name(c: Compression) -> &'static str {
-    match c {
-        Compression::None => "none",
-        Compression::Gzip => "gzip",
-        Compression::Snappy => "snappy",
-        Compression::Lz4 => "lz4",
-        Compression::Zstd => "zstd",
-        _ => "unknown",
     }
 }
 

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use kferry::bench::{RunReport, Usage};
 use kferry::{ClusterConfig, Replicator, RouteConfig};
 
-use crate::run::totals;
 use crate::CliError;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -65,7 +64,7 @@ pub async fn run(args: ReplicateArgs) -> Result<(), CliError> {
         }
         if let Some(want) = args.records {
             let caught_up = running.caught_up();
-            if totals(&running).0 >= want && caught_up {
+            if running.forwarded().0 >= want && caught_up {
                 break;
             }
             // Caught up with fewer records than asked (the target already had some): stop
@@ -83,7 +82,7 @@ pub async fn run(args: ReplicateArgs) -> Result<(), CliError> {
         }
     }
     let wall_s = started.elapsed().as_secs_f64();
-    let (records, wire_bytes) = totals(&running);
+    let (records, wire_bytes) = running.forwarded();
     running.shutdown().await.map_err(CliError::failed)?;
     let usage = Usage::now();
     let report = RunReport {
