@@ -18,6 +18,7 @@ pub mod batch;
 pub mod bench;
 pub mod config;
 pub mod metrics;
+pub mod offsets;
 pub mod replicate;
 pub mod replicator;
 pub mod wire;

@@ -1,0 +1,422 @@
+//! The offset map of one partition: which target offset each replicated source offset got.
+//!
+//! Sans-I/O. The sink feeds it every acknowledged batch (the ProduceResponse names the
+//! target base offset) and every move of the acknowledged position; translation is a binary
+//! search. It stays small because consecutive batches shift by the same delta and merge into
+//! one [`Segment`]: a partition replicated without gaps is one segment for ever. The delta
+//! changes only where the source has offsets the target does not (transaction markers,
+//! aborted records, compacted gaps, a restart that found batches already on the target).
+//!
+//! # What a translation means
+//!
+//! A consumer-group offset is the offset of the *next record to read*. Translating source
+//! offset `o` gives the target offset of the first replicated record whose source offset is
+//! `>= o`, so a consumer resuming there on the target reads exactly the records it had not
+//! read on the source. Three cases are exact:
+//! - `o` is a replicated record: its own target offset;
+//! - `o` lies in a gap known to hold no replicated record (a control batch, aborted or
+//!   compacted records): the target offset of the next replicated record;
+//! - `o` is the acknowledged position: the target's next offset.
+//!
+//! Where the map lacks knowledge (an acknowledgement without a target offset, or mappings
+//! dropped to bound the size) the answer is a lower bound: at least once, never a skip.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+/// Segments kept per partition by default; the oldest go first.
+pub const DEFAULT_MAX_SEGMENTS: usize = 1000;
+
+/// Source offsets `[source_start, source_end)` are target offsets `target_start..`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    pub source_start: i64,
+    pub source_end: i64,
+    pub target_start: i64,
+    /// True when the source offsets between the previous segment's end (or the map's
+    /// origin) and `source_start` are known to hold no replicated record.
+    pub gap_known: bool,
+}
+
+impl Segment {
+    pub fn target_end(&self) -> i64 {
+        self.target_start + (self.source_end - self.source_start)
+    }
+
+    fn delta(&self) -> i64 {
+        self.target_start - self.source_start
+    }
+}
+
+/// The answer for one source offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Translation {
+    /// The target offset of the first replicated record at or after the source offset.
+    Exact { target: i64 },
+    /// A lower bound: a consumer resuming here misses nothing but may read some records
+    /// twice (the map lacks the exact position).
+    AtLeastOnce { target: i64 },
+    /// The source offset is past what has been replicated: do not commit it yet.
+    HeldBack { replicated_to: i64 },
+    /// The source offset is older than the map (before kferry replicated this partition, or
+    /// older than the mappings kept). `target` is where the map starts.
+    BeforeMap { first_source: i64, target: i64 },
+    /// Nothing is known for this partition.
+    Unknown,
+}
+
+impl Translation {
+    /// The target offset to commit, if the offset may be committed at all.
+    pub fn target(&self) -> Option<i64> {
+        match *self {
+            Translation::Exact { target } | Translation::AtLeastOnce { target } => Some(target),
+            Translation::BeforeMap { target, .. } => Some(target),
+            Translation::HeldBack { .. } | Translation::Unknown => None,
+        }
+    }
+
+    pub fn is_exact(&self) -> bool {
+        matches!(self, Translation::Exact { .. })
+    }
+}
+
+/// The offset map of one source partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMap {
+    /// The first source offset the map knows about.
+    origin: i64,
+    segments: VecDeque<Segment>,
+    /// Every source offset below this has been replicated (or skipped as not to be
+    /// replicated) and acknowledged.
+    covered_source: i64,
+    /// The target's next offset at `covered_source`, when known.
+    covered_target: Option<i64>,
+    /// True when `[last segment end, covered_source)` holds no replicated record.
+    tail_known: bool,
+    #[serde(skip, default = "default_max")]
+    max_segments: usize,
+}
+
+fn default_max() -> usize {
+    DEFAULT_MAX_SEGMENTS
+}
+
+impl PartitionMap {
+    /// A map for a partition whose replication starts at `source` (target next offset
+    /// `target`, when known).
+    pub fn starting_at(source: i64, target: Option<i64>) -> PartitionMap {
+        PartitionMap {
+            origin: source,
+            segments: VecDeque::new(),
+            covered_source: source,
+            covered_target: target,
+            tail_known: true,
+            max_segments: DEFAULT_MAX_SEGMENTS,
+        }
+    }
+
+    /// Keeps at most `max` segments (at least 1).
+    pub fn with_max_segments(mut self, max: usize) -> PartitionMap {
+        self.max_segments = max.max(1);
+        self.trim();
+        self
+    }
+
+    pub fn origin(&self) -> i64 {
+        self.origin
+    }
+
+    /// Every source offset below this is replicated and acknowledged.
+    pub fn covered_source(&self) -> i64 {
+        self.covered_source
+    }
+
+    pub fn covered_target(&self) -> Option<i64> {
+        self.covered_target
+    }
+
+    pub fn segments(&self) -> impl ExactSizeIterator<Item = &Segment> {
+        self.segments.iter()
+    }
+
+    /// Records an acknowledged batch: `runs` are its records' source offsets as
+    /// `(first offset, record count)` runs of consecutive offsets, in order, and the target
+    /// gave its first record `target_base` (`None` when the broker did not say, as after a
+    /// duplicate that idempotence absorbed). Then the acknowledged position is
+    /// `source_next`.
+    ///
+    /// Batches must come in acknowledgement order, which is source order.
+    pub fn record(&mut self, runs: &[(i64, i64)], target_base: Option<i64>, source_next: i64) {
+        let Some(mut target) = target_base else {
+            self.forget_until(source_next);
+            return;
+        };
+        for &(start, count) in runs {
+            if count <= 0 || start < self.covered_source {
+                continue;
+            }
+            self.push(start, count, target);
+            target += count;
+        }
+        self.advance(source_next, Some(target));
+    }
+
+    /// The acknowledged position moved to `source_next` without a batch (control or empty
+    /// batches, aborted records): the offsets passed hold no replicated record.
+    pub fn skip_to(&mut self, source_next: i64) {
+        let target = self.covered_target;
+        self.advance(source_next, target);
+    }
+
+    /// The acknowledged position moved to `source_next` over records whose target offsets
+    /// are unknown: offsets up to there translate only at least once.
+    pub fn forget_until(&mut self, source_next: i64) {
+        if source_next > self.covered_source {
+            self.covered_source = source_next;
+            self.covered_target = None;
+            self.tail_known = false;
+        }
+    }
+
+    fn push(&mut self, start: i64, count: i64, target: i64) {
+        // The offsets skipped since the last record hold nothing replicated, and the target
+        // continued where expected: nobody else's records lie between.
+        let gap_known = self.tail_known && self.covered_target == Some(target);
+        match self.segments.back_mut() {
+            Some(last) if gap_known && last.source_end == start && last.target_end() == target => {
+                last.source_end = start + count;
+            }
+            _ => {
+                self.segments.push_back(Segment {
+                    source_start: start,
+                    source_end: start + count,
+                    target_start: target,
+                    gap_known,
+                });
+                self.trim();
+            }
+        }
+        self.covered_source = start + count;
+        self.covered_target = Some(target + count);
+        self.tail_known = true;
+    }
+
+    fn advance(&mut self, source_next: i64, target_next: Option<i64>) {
+        if source_next >= self.covered_source {
+            self.covered_source = source_next;
+            self.covered_target = target_next;
+        }
+    }
+
+    fn trim(&mut self) {
+        while self.segments.len() > self.max_segments {
+            if let Some(dropped) = self.segments.pop_front() {
+                self.origin = dropped.source_end;
+                if let Some(next) = self.segments.front_mut() {
+                    if !next.gap_known {
+                        self.origin = next.source_start;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Translates a committed source offset (the next record to read) to the target.
+    pub fn translate(&self, source: i64) -> Translation {
+        if source > self.covered_source {
+            return Translation::HeldBack {
+                replicated_to: self.covered_source,
+            };
+        }
+        // First segment whose end lies past `source`.
+        let i = self.segments.partition_point(|s| s.source_end <= source);
+        let Some(seg) = self.segments.get(i) else {
+            return self.translate_tail(source);
+        };
+        if source >= seg.source_start {
+            return Translation::Exact {
+                target: source + seg.delta(),
+            };
+        }
+        // In the gap before `seg`.
+        if i == 0 {
+            return match source >= self.origin && seg.gap_known {
+                true => Translation::Exact {
+                    target: seg.target_start,
+                },
+                false => Translation::BeforeMap {
+                    first_source: self.origin,
+                    target: seg.target_start,
+                },
+            };
+        }
+        match seg.gap_known {
+            true => Translation::Exact {
+                target: seg.target_start,
+            },
+            false => Translation::AtLeastOnce {
+                target: self.segments[i - 1].target_end(),
+            },
+        }
+    }
+
+    /// `source` lies at or after the last segment's end and at or before the acknowledged
+    /// position.
+    fn translate_tail(&self, source: i64) -> Translation {
+        let known_target = self.covered_target.filter(|_| self.tail_known);
+        match (self.segments.back(), known_target) {
+            (Some(last), _) if source == last.source_end => Translation::Exact {
+                target: last.target_end(),
+            },
+            (Some(_), Some(target)) => Translation::Exact { target },
+            (Some(last), None) => Translation::AtLeastOnce {
+                target: last.target_end(),
+            },
+            (None, Some(target)) if source < self.origin => Translation::BeforeMap {
+                first_source: self.origin,
+                target,
+            },
+            (None, Some(target)) => Translation::Exact { target },
+            (None, None) => Translation::Unknown,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(target: i64) -> Translation {
+        Translation::Exact { target }
+    }
+
+    #[test]
+    fn contiguous_batches_merge_into_one_segment() {
+        let mut m = PartitionMap::starting_at(100, Some(0));
+        m.record(&[(100, 10)], Some(0), 110);
+        m.record(&[(110, 5)], Some(10), 115);
+        assert_eq!(m.segments().len(), 1);
+        assert_eq!(m.translate(100), exact(0));
+        assert_eq!(m.translate(107), exact(7));
+        assert_eq!(m.translate(115), exact(15), "the acknowledged position");
+        assert_eq!(m.translate(116), Translation::HeldBack { replicated_to: 115 });
+    }
+
+    #[test]
+    fn a_control_marker_shifts_the_delta_and_its_offset_maps_to_the_next_record() {
+        let mut m = PartitionMap::starting_at(0, Some(0));
+        m.record(&[(0, 3)], Some(0), 3);
+        m.skip_to(4); // commit marker at offset 3
+        m.record(&[(4, 2)], Some(3), 6);
+        assert_eq!(m.segments().len(), 2);
+        assert_eq!(m.translate(3), exact(3), "marker: the next record");
+        assert_eq!(m.translate(4), exact(3));
+        assert_eq!(m.translate(5), exact(4));
+        assert_eq!(m.translate(6), exact(5));
+    }
+
+    #[test]
+    fn a_marker_at_the_end_is_covered_exactly() {
+        let mut m = PartitionMap::starting_at(0, Some(0));
+        m.record(&[(0, 3)], Some(0), 3);
+        m.skip_to(4);
+        assert_eq!(m.translate(4), exact(3));
+        assert_eq!(m.translate(3), exact(3));
+        assert_eq!(m.translate(5), Translation::HeldBack { replicated_to: 4 });
+    }
+
+    #[test]
+    fn compacted_runs_inside_one_batch_are_exact_per_record() {
+        let mut m = PartitionMap::starting_at(10, Some(50));
+        // Records 10, 11, 15, 16 survived compaction; re-encoded as one 4-record batch.
+        m.record(&[(10, 2), (15, 2)], Some(50), 17);
+        assert_eq!(m.translate(11), exact(51));
+        assert_eq!(m.translate(12), exact(52), "compacted away: next record");
+        assert_eq!(m.translate(14), exact(52));
+        assert_eq!(m.translate(16), exact(53));
+        assert_eq!(m.translate(17), exact(54));
+    }
+
+    #[test]
+    fn an_unknown_target_offset_gives_at_least_once_until_known_again() {
+        let mut m = PartitionMap::starting_at(0, Some(0));
+        m.record(&[(0, 10)], Some(0), 10);
+        m.record(&[(10, 10)], None, 20); // duplicate ack: target offsets unknown
+        m.record(&[(20, 10)], Some(20), 30);
+        assert_eq!(m.translate(5), exact(5));
+        assert_eq!(m.translate(15), Translation::AtLeastOnce { target: 10 });
+        assert_eq!(m.translate(20), exact(20));
+        assert_eq!(m.translate(30), exact(30));
+    }
+
+    #[test]
+    fn offsets_before_the_map_say_so() {
+        let mut m = PartitionMap::starting_at(100, Some(7));
+        m.record(&[(100, 1)], Some(7), 101);
+        assert_eq!(
+            m.translate(40),
+            Translation::BeforeMap {
+                first_source: 100,
+                target: 7
+            }
+        );
+        let empty = PartitionMap::starting_at(100, Some(7));
+        assert_eq!(empty.translate(100), exact(7));
+        assert_eq!(empty.translate(101), Translation::HeldBack { replicated_to: 100 });
+    }
+
+    #[test]
+    fn trimming_keeps_the_newest_segments_and_moves_the_origin() {
+        let mut m = PartitionMap::starting_at(0, Some(0)).with_max_segments(2);
+        for i in 0..5 {
+            // Each batch of 2 records followed by a marker: a new segment each time.
+            m.record(&[(i * 3, 2)], Some(i * 2), i * 3 + 2);
+            m.skip_to(i * 3 + 3);
+        }
+        assert_eq!(m.segments().len(), 2);
+        assert_eq!(m.translate(10), exact(7));
+        assert!(matches!(m.translate(1), Translation::BeforeMap { .. }));
+        assert_eq!(m.translate(9), exact(6));
+    }
+
+    #[test]
+    fn survives_a_json_round_trip() {
+        let mut m = PartitionMap::starting_at(0, Some(0));
+        m.record(&[(0, 3)], Some(0), 3);
+        m.skip_to(4);
+        let back: PartitionMap = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.translate(3), exact(3));
+    }
+
+    proptest::proptest! {
+        /// Against a model: a list of (source offset, target offset) for every replicated
+        /// record, with markers between; every translation of a covered offset is the
+        /// target offset of the first replicated record at or after it.
+        #[test]
+        fn matches_a_per_record_model(steps in proptest::collection::vec((1i64..5, 0i64..3), 1..40)) {
+            let mut m = PartitionMap::starting_at(0, Some(0));
+            let mut model: Vec<(i64, i64)> = Vec::new();
+            let (mut source, mut target) = (0i64, 0i64);
+            for (records, skipped) in steps {
+                m.record(&[(source, records)], Some(target), source + records);
+                for k in 0..records {
+                    model.push((source + k, target + k));
+                }
+                source += records;
+                target += records;
+                if skipped > 0 {
+                    source += skipped;
+                    m.skip_to(source);
+                }
+            }
+            for o in 0..=source {
+                let expected = model.iter().find(|(s, _)| *s >= o).map_or(target, |(_, t)| *t);
+                proptest::prop_assert_eq!(m.translate(o), Translation::Exact { target: expected }, "offset {}", o);
+            }
+            proptest::prop_assert_eq!(m.translate(source + 1), Translation::HeldBack { replicated_to: source });
+        }
+    }
+}
