@@ -98,6 +98,10 @@ fn index_of(r: &Record) -> u64 {
 struct SourceLog {
     /// Generator indices of committed records (and non-transactional ones), in log order.
     committed: Vec<u64>,
+    /// The source offset of each of `committed`.
+    committed_offsets: Vec<i64>,
+    /// The partition's log end offset.
+    end_offset: i64,
     /// Generator indices of records whose transaction was aborted.
     aborted: BTreeSet<u64>,
     committed_batches: u64,
@@ -116,6 +120,7 @@ async fn source_log(src: &str, topic: &str, partition: i32) -> SourceLog {
     let mut entries: Vec<(RecordBatch, Vec<u64>, Option<bool>)> = Vec::new();
     let mut open: HashMap<i64, Vec<usize>> = HashMap::new();
     for b in batches {
+        log.end_offset = b.last_offset() + 1;
         if b.attributes().is_control() {
             log.control_batches += 1;
             let commit = control_type(&b).expect("a transaction marker") == ControlType::Commit;
@@ -137,10 +142,13 @@ async fn source_log(src: &str, topic: &str, partition: i32) -> SourceLog {
         };
         entries.push((b, records, fate));
     }
-    for (_, records, fate) in entries {
+    for (batch, records, fate) in entries {
         match fate {
             Some(true) => {
                 log.committed_batches += 1;
+                let decoded = decode_batch(&batch, 1 << 26).expect("decodable");
+                let offsets = decoded.iter().map(|r| batch.base_offset() + i64::from(r.offset_delta));
+                log.committed_offsets.extend(offsets);
                 log.committed.extend(records);
             }
             Some(false) => {
@@ -298,6 +306,7 @@ async fn concurrent_transactional_producers_only_committed_records_arrive_in_sou
     let running = start_route(&src, &dst, route(topic), &audit).await;
     wait_caught_up(&running, Duration::from_secs(120)).await;
     let paths = support::path_counts(&running);
+    assert_translation_exact(&running, &dst, topic, &logs).await;
     running.shutdown().await.expect("clean shutdown");
 
     let (batches, records, violations) = audit.summary();
@@ -324,6 +333,36 @@ async fn concurrent_transactional_producers_only_committed_records_arrive_in_sou
     }
 
     assert_target_exact(&dst, topic, &expected);
+}
+
+/// Every source offset, markers and aborted records included, translates exactly to the
+/// target offset of the first committed record at or after it (the one a consumer resuming
+/// there must read next), checked against the records the target really holds.
+async fn assert_translation_exact(running: &kferry::Running, dst: &str, topic: &str, logs: &[SourceLog]) {
+    let maps = running.routes()[0].offset_maps();
+    for (p, log) in logs.iter().enumerate() {
+        let p = p as i32;
+        let mut on_target: Vec<(i64, u64)> = Vec::new();
+        for b in read_batches(dst, topic, p).await {
+            for r in decode_batch(&b, 1 << 26).expect("decodable") {
+                on_target.push((b.base_offset() + i64::from(r.offset_delta), index_of(&r)));
+            }
+        }
+        let target_of = |index: u64| on_target.iter().find(|(_, i)| *i == index).map(|(o, _)| *o);
+        let target_end = on_target.last().map_or(0, |(o, _)| o + 1);
+        for o in 0..=log.end_offset {
+            let next = log.committed_offsets.iter().position(|&s| s >= o);
+            let expected = next.map_or(Some(target_end), |k| target_of(log.committed[k]));
+            let got = maps.translate(topic, p, o);
+            assert_eq!(
+                got,
+                kferry::offsets::Translation::Exact {
+                    target: expected.expect("every committed record is on the target")
+                },
+                "partition {p}, source offset {o}"
+            );
+        }
+    }
 }
 
 /// Restart while a transaction is open. The open transaction holds back the committed

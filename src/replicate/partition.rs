@@ -27,6 +27,10 @@ pub struct Forward {
     pub source_base: i64,
     /// Source offset of the last record in `batch`.
     pub source_last: i64,
+    /// The records' source offsets as `(first, count)` runs, when they are not simply
+    /// `source_base..=source_last` (a re-encoded batch that closed compacted gaps). The
+    /// offset map records them (`crate::offsets`).
+    pub source_runs: Option<Box<[(i64, i64)]>>,
     /// For a piece of a repartitioned batch: what to count down once it is acknowledged.
     pub ack: Option<super::router::AckTicket>,
 }
@@ -37,6 +41,7 @@ impl Forward {
         Forward {
             source_base: batch.base_offset(),
             source_last: batch.last_offset(),
+            source_runs: None,
             batch,
             ack: None,
         }

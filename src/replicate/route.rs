@@ -25,6 +25,7 @@ use super::router::{run_router, RouterContext};
 use super::sink::{run_sink, SinkContext};
 use super::slowpath::SlowPathOptions;
 use super::{PartitionMapping, RouteConfig, StartPosition, TopicFilter};
+use crate::offsets::{OffsetMaps, PartitionMap};
 use crate::wire::admin::TopicPartition;
 use crate::wire::fetch::{FetchParams, READ_COMMITTED};
 use crate::wire::{Cluster, NewTopic, WireError, EARLIEST, LATEST};
@@ -88,6 +89,8 @@ pub struct RouteHandle {
     sinks: JoinSet<()>,
     background: JoinSet<()>,
     resumed_batches: usize,
+    /// Source-to-target offset maps of the partitions replicated one to one.
+    offset_maps: Arc<OffsetMaps>,
 }
 
 impl RouteHandle {
@@ -144,6 +147,12 @@ impl RouteHandle {
     }
 
     /// Batches found already on the target at start (and so not written again).
+    /// The route's offset maps (see [`crate::offsets`]): translate committed source offsets
+    /// to the target.
+    pub fn offset_maps(&self) -> &Arc<OffsetMaps> {
+        &self.offset_maps
+    }
+
     pub fn resumed_batches(&self) -> usize {
         self.resumed_batches
     }
@@ -257,6 +266,7 @@ pub async fn start_route(
     let mut targets = Vec::new();
     let mut sinks = JoinSet::new();
     let mut resumed_batches = 0;
+    let offset_maps = OffsetMaps::new();
     let layouts = topic_layouts(cfg, &source, &target, &topics).await?;
     let resumed = resume_route(cfg, &source, &target, &layouts).await?;
     for (layout, resumed) in layouts.iter().zip(resumed) {
@@ -296,7 +306,7 @@ pub async fn start_route(
                 spawn_supervised(
                     &mut sinks,
                     part.clone(),
-                    run_sink(sink_ctx.clone(), part.clone(), rx, stop_rx.clone()),
+                    run_sink(sink_ctx.clone(), part.clone(), None, rx, stop_rx.clone()),
                 );
                 senders.push(part.sink_sender());
                 targets.push(part);
@@ -325,7 +335,9 @@ pub async fn start_route(
                     spawn_supervised(&mut sinks, part.clone(), task);
                 }
                 None => {
-                    let task = run_sink(sink_ctx.clone(), part.clone(), rx, stop_rx.clone());
+                    let map = PartitionMap::starting_at(acked.source_next, acked.target_next);
+                    let map = offset_maps.insert(topic, partition, map);
+                    let task = run_sink(sink_ctx.clone(), part.clone(), Some(map), rx, stop_rx.clone());
                     spawn_supervised(&mut sinks, part.clone(), task);
                 }
             }
@@ -387,6 +399,7 @@ pub async fn start_route(
         sinks,
         background,
         resumed_batches,
+        offset_maps,
     })
 }
 

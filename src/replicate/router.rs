@@ -172,6 +172,7 @@ async fn route_chunk(
                 batch,
                 source_base,
                 source_last,
+                source_runs: None,
                 ack: Some(AckTicket {
                     tracker: tracker.clone(),
                     id,

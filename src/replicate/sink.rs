@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use super::hook::{BatchObserver, ForwardedBatch};
 use super::partition::{Acked, Chunk, Forward, PartitionShared};
 use crate::batch::{rewrite_header, ProducerStamp, RecordBatch, HEADER_LEN};
+use crate::offsets::{PartitionMap, SharedMap};
 use crate::wire::produce_mux::{PartitionOutcome, ProducePart};
 use crate::wire::{Cluster, WireError};
 
@@ -74,12 +75,16 @@ struct Sink {
     failures: u32,
     /// The target topic, shared with every request this sink sends.
     target_topic: Arc<str>,
+    /// Where acknowledged batches' target offsets are recorded (not for repartitioned
+    /// topics, whose source and target partitions do not correspond).
+    map: Option<SharedMap>,
 }
 
 /// Runs a partition's sink until `stop` (then drains in-flight batches) or a fatal error.
 pub async fn run_sink(
     ctx: Arc<SinkContext>,
     part: Arc<PartitionShared>,
+    map: Option<SharedMap>,
     mut input: mpsc::Receiver<Chunk>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -94,6 +99,7 @@ pub async fn run_sink(
         window: VecDeque::new(),
         failures: 0,
         target_topic,
+        map,
     };
     let mut input_open = true;
     loop {
@@ -118,6 +124,26 @@ pub async fn run_sink(
             _ = stop.changed(), if !stopping => {}
         }
     }
+}
+
+/// Records an acknowledged batch in the offset map. A fast-path batch's records are its
+/// offsets `source_base..=source_last`; anything else unexpected is recorded as unknown, which
+/// translates at least once rather than wrongly.
+fn record_offsets(map: &SharedMap, out: &Outgoing, base_offset: i64, count: i32) {
+    let fwd = &out.fwd;
+    let target_base = (base_offset >= 0).then_some(base_offset);
+    let mut map = lock(map);
+    match &fwd.source_runs {
+        Some(runs) => map.record(runs, target_base, out.source_next),
+        None if fwd.source_last - fwd.source_base + 1 == i64::from(count) => {
+            map.record(&[(fwd.source_base, i64::from(count))], target_base, out.source_next)
+        }
+        None => map.forget_until(out.source_next),
+    }
+}
+
+fn lock(map: &SharedMap) -> std::sync::MutexGuard<'_, PartitionMap> {
+    map.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Waits for the oldest in-flight response (pends forever when nothing is in flight).
@@ -163,6 +189,9 @@ impl Sink {
                     source_next: end_offset,
                     target_next: acked.target_next,
                 });
+                if let Some(map) = &self.map {
+                    lock(map).skip_to(end_offset);
+                }
             }
         }
     }
@@ -288,6 +317,9 @@ impl Sink {
                 source_next: done.out.source_next,
                 target_next,
             }),
+        }
+        if let Some(map) = &self.map {
+            record_offsets(map, &done.out, base_offset, count);
         }
         let c = &self.part.counters;
         c.batches_out.fetch_add(1, Ordering::Relaxed);

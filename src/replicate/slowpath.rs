@@ -188,10 +188,12 @@ fn forwards(out: Reencoded, offset: i64) -> Result<Vec<Forward>, PrepareError> {
             continue;
         };
         next_record += count;
+        let contiguous = source_last - source_base + 1 == count as i64;
         result.push(Forward {
             batch,
             source_base,
             source_last,
+            source_runs: (!contiguous).then(|| crate::offsets::runs_of(records).into_boxed_slice()),
             ack: None,
         });
     }
