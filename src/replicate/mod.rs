@@ -25,6 +25,7 @@ pub mod router;
 pub mod routing;
 pub mod sink;
 pub mod slowpath;
+pub mod status;
 pub mod txn;
 
 use std::time::Duration;

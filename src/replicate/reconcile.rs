@@ -21,7 +21,7 @@
 //! ([`reads`]).
 
 mod probe;
-mod reads;
+pub(crate) mod reads;
 
 use std::collections::VecDeque;
 use std::sync::Arc;

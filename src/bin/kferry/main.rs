@@ -6,6 +6,7 @@ mod demo;
 mod local;
 mod metrics;
 mod run;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,19 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Show each partition's replication lag (offsets, time, bytes) and state, read from the
+    /// clusters.
+    Status {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this route.
+        #[arg(long)]
+        route: Option<String>,
+        /// Print one JSON array of rows instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start two local brokers (tansu), replicate a generated workload and verify it.
     Demo(demo::DemoArgs),
     /// Load generator, end-to-end throughput against a baseline, and latency.
@@ -94,6 +108,7 @@ fn main() -> ExitCode {
             } => run::run(&path, metrics_address).await,
             Command::Run { config: None, .. } => demo::demo(demo::DemoArgs::default()).await,
             Command::CheckConfig { config, offline } => run::check_config(&config, offline).await,
+            Command::Status { config, route, json } => status::status(&config, route.as_deref(), json).await,
             Command::Demo(args) => demo::demo(args).await,
             Command::Bench(command) => bench::bench(*command).await,
         }
