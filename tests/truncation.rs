@@ -255,3 +255,30 @@ async fn truncation_without_epochs_stops_the_partition_with_the_count() {
     assert_eq!(partition0(&running).acked.source_next, 30);
     running.shutdown().await.expect("clean shutdown");
 }
+
+/// The source topic is deleted and created again (new topic id) under kferry: the partition
+/// stops, saying so and naming the position, rather than replicating the new topic's records
+/// after the old one's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_topic_stops_the_partition() {
+    let fake = FakeBroker::start().await.unwrap();
+    let topic = "trunc.recreated";
+    fake.create_topic(topic, 1);
+    fake.append(topic, 0, &batches(0, 30, 0));
+    let target = Broker::start_memory("trunc-recreated-dst");
+    let running = start(&fake, &target, topic, DataLossPolicy::ResumeEarliest).await;
+    support::wait_caught_up(&running, Duration::from_secs(60)).await;
+    fake.create_topic(topic, 1);
+    fake.append(topic, 0, &batches(0, 40, 0));
+    let error = wait_error(&running).await;
+    assert!(
+        error.contains("the topic was deleted and created again (its topic id changed)"),
+        "{error}"
+    );
+    assert!(
+        error.contains("replication stopped at offset 30 (acknowledged up to 30)"),
+        "{error}"
+    );
+    running.shutdown().await.expect("clean shutdown");
+    assert_eq!(target_keys(&target, topic, 30), keys(&[(0, 30)]));
+}
