@@ -26,7 +26,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::batch::Compression;
-use crate::replicate::{CorruptPolicy, OversizePolicy, PartitionMapping, RouteConfig, StartPosition, TopicFilter};
+use crate::replicate::{
+    CorruptPolicy, DataLossPolicy, OversizePolicy, PartitionMapping, RouteConfig, StartPosition, TopicFilter,
+};
 use crate::wire::ClusterConfig;
 
 /// A config error, naming the file and the key.
@@ -107,6 +109,9 @@ pub struct RouteSection {
     /// "identity" (default: partition n to n, by key when the counts differ) or "by-key".
     #[serde(rename = "partition.mapping", default = "default_identity")]
     pub partition_mapping: String,
+    /// Source records deleted before they were replicated: "fail" (default) or "resume-earliest".
+    #[serde(rename = "on.data.loss", default = "default_fail")]
+    pub on_data_loss: String,
 }
 
 /// The whole file.
@@ -322,6 +327,12 @@ impl Config {
                 .ok_or_else(|| (key("oversize"), "must be \"split\" or \"fail\"".to_string()))?;
             parse_corrupt(&r.corrupt_batch)
                 .ok_or_else(|| (key("corrupt.batch"), "must be \"fail\" or \"skip\"".to_string()))?;
+            DataLossPolicy::parse(&r.on_data_loss).ok_or_else(|| {
+                (
+                    key("on.data.loss"),
+                    "must be \"fail\" or \"resume-earliest\"".to_string(),
+                )
+            })?;
             parse_mapping(&r.partition_mapping).ok_or_else(|| {
                 (
                     key("partition.mapping"),
@@ -482,6 +493,7 @@ impl Config {
                 rc.oversize = parse_oversize(&r.oversize).unwrap_or(OversizePolicy::Split);
                 rc.check_crcs = r.check_crcs;
                 rc.corrupt = parse_corrupt(&r.corrupt_batch).unwrap_or(CorruptPolicy::Fail);
+                rc.on_data_loss = DataLossPolicy::parse(&r.on_data_loss).unwrap_or(DataLossPolicy::Fail);
                 rc.partition_mapping = parse_mapping(&r.partition_mapping).unwrap_or(PartitionMapping::Identity);
                 rc
             })
@@ -690,6 +702,18 @@ topics = ["orders.*"]
         assert!(r.check_crcs);
         let e = load_str(&format!("{GOOD}compression = \"brotli\"\n")).unwrap_err();
         assert_eq!(e.key, "routes[0].compression");
+    }
+
+    #[test]
+    fn on_data_loss_parses() {
+        assert_eq!(
+            load_str(GOOD).unwrap().route_configs()[0].on_data_loss,
+            DataLossPolicy::Fail
+        );
+        let c = load_str(&format!("{GOOD}\"on.data.loss\" = \"resume-earliest\"\n")).unwrap();
+        assert_eq!(c.route_configs()[0].on_data_loss, DataLossPolicy::ResumeEarliest);
+        let e = load_str(&format!("{GOOD}\"on.data.loss\" = \"skip\"\n")).unwrap_err();
+        assert_eq!(e.key, "routes[0].on.data.loss");
     }
 
     #[test]

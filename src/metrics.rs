@@ -122,6 +122,49 @@ const PARTITION_FAMILIES: &[(&str, &str, &str, PartitionValue)] = &[
         "1 when the partition stopped with an error, else 0.",
         |p| u8::from(p.error.is_some()) as f64,
     ),
+    (
+        "kferry_source_log_start_offset",
+        "gauge",
+        "Source log start offset last seen in a Fetch response (-1 before the first or when the broker does not say).",
+        |p| p.lag.log_start_offset as f64,
+    ),
+    (
+        "kferry_lost_offsets_total",
+        "counter",
+        "Source offsets deleted (by retention or DeleteRecords) before they were replicated, skipped by on.data.loss=resume-earliest.",
+        |p| p.lost_offsets as f64,
+    ),
+];
+
+type OptionalValue = fn(&PartitionStatus) -> Option<f64>;
+
+/// Per-partition families with no sample while the value is unknown (before the first fetch,
+/// or before any bytes were fetched to estimate from).
+const OPTIONAL_FAMILIES: &[(&str, &str, &str, OptionalValue)] = &[
+    (
+        "kferry_time_lag_seconds",
+        "gauge",
+        "Age of the oldest source record not yet acknowledged by the target, from batch header timestamps (0 when caught up).",
+        |p| p.lag.time_lag_ms.map(|ms| ms as f64 / 1000.0),
+    ),
+    (
+        "kferry_bytes_behind",
+        "gauge",
+        "Source bytes not yet acknowledged: fetched bytes exactly, plus unfetched offsets times the observed bytes per offset (an estimate).",
+        |p| p.lag.bytes_behind.map(|b| b as f64),
+    ),
+    (
+        "kferry_retention_margin_offsets",
+        "gauge",
+        "Offsets between the source log start offset and the acknowledged position: what retention can delete before it deletes unreplicated records.",
+        |p| p.lag.retention_margin_offsets.map(|o| o as f64),
+    ),
+    (
+        "kferry_retention_margin_bytes",
+        "gauge",
+        "kferry_retention_margin_offsets times the observed bytes per offset (an estimate).",
+        |p| p.lag.retention_margin_bytes.map(|b| b as f64),
+    ),
 ];
 
 /// The paths a source batch can take, as `path` label values.
@@ -150,6 +193,14 @@ pub fn render(s: &Snapshot) -> String {
         out.family(name, kind, help);
         for (r, p) in partitions(s) {
             out.sample(name, &partition_labels(r, p, None), value(p));
+        }
+    }
+    for (name, kind, help, value) in OPTIONAL_FAMILIES {
+        out.family(name, kind, help);
+        for (r, p) in partitions(s) {
+            if let Some(v) = value(p) {
+                out.sample(name, &partition_labels(r, p, None), v);
+            }
         }
     }
     type PathValue = fn(&PathCount) -> u64;
@@ -281,6 +332,8 @@ mod tests {
             producer_resets: 0,
             paths: PathCounts::default(),
             error: None,
+            lag: Default::default(),
+            lost_offsets: 0,
         }
     }
 
@@ -368,6 +421,36 @@ mod tests {
             1
         );
         assert_eq!(escape_help("a\\b\nc"), "a\\\\b\\nc");
+    }
+
+    #[test]
+    fn metrics_lag_families_skip_unknown_values() {
+        let mut known = status("t", 0, 1, 10, 4);
+        known.lag = crate::replicate::PartitionLag {
+            log_start_offset: 2,
+            time_lag_ms: Some(1_500),
+            bytes_behind: Some(600),
+            retention_margin_offsets: Some(2),
+            retention_margin_bytes: Some(200),
+        };
+        known.lost_offsets = 7;
+        let text = render(&snap(vec![known, status("t", 1, 0, -1, 0)]));
+        let labels = "{route=\"r\",source=\"a\",target=\"b\",topic=\"t\",partition=\"0\"}";
+        for (name, value) in [
+            ("kferry_time_lag_seconds", "1.5"),
+            ("kferry_bytes_behind", "600"),
+            ("kferry_retention_margin_offsets", "2"),
+            ("kferry_retention_margin_bytes", "200"),
+            ("kferry_source_log_start_offset", "2"),
+            ("kferry_lost_offsets_total", "7"),
+        ] {
+            assert!(text.contains(&format!("{name}{labels} {value}\n")), "{name}: {text}");
+        }
+        assert!(!text
+            .contains("kferry_time_lag_seconds{route=\"r\",source=\"a\",target=\"b\",topic=\"t\",partition=\"1\"}"));
+        assert!(text.contains(
+            "kferry_lost_offsets_total{route=\"r\",source=\"a\",target=\"b\",topic=\"t\",partition=\"1\"} 0\n"
+        ));
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub struct PartitionCounters {
     pub corrupt_skipped: PathCounter,
     /// Batches forwarded whole although the fetch offset fell inside them.
     pub straddling: PathCounter,
+    /// Source offsets deleted before they were replicated and skipped by
+    /// `on.data.loss = "resume-earliest"`.
+    pub lost_offsets: AtomicU64,
 }
 
 /// A snapshot of the path counters, for status and tests.

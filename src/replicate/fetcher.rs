@@ -18,9 +18,11 @@ use super::budget::{Budget, Reservation};
 use super::partition::{Chunk, Forward, PartitionShared};
 use super::slowpath::{release, upconvert_legacy, OversizePolicy, SlowPathOptions};
 use super::txn::TxnFilter;
-use super::CorruptPolicy;
+use super::txn::TxnFilter as Txn;
+use super::{CorruptPolicy, DataLossPolicy};
 use crate::batch::{BlobIter, Compression, FetchedEntry, RecordBatch};
-use crate::wire::fetch::{FetchParams, FetchedPartition, PartitionFetch, SessionFetcher};
+use crate::wire::fetch::{FetchEpochs, FetchParams, FetchedPartition, PartitionFetch, SessionFetcher};
+use crate::wire::fetch_response::EpochEndOffset;
 use crate::wire::{Cluster, Metadata, Purpose};
 
 /// Kafka's `metadata.max.age.ms` default: metadata is refreshed at least this often.
@@ -48,6 +50,8 @@ pub struct FetchContext {
     pub oversize: OversizePolicy,
     pub check_crcs: bool,
     pub corrupt: CorruptPolicy,
+    /// What to do when the source deleted records before they were replicated.
+    pub on_data_loss: DataLossPolicy,
     /// Bytes a partition may hold behind an undecided transaction before it stops.
     pub max_held_bytes: usize,
 }
@@ -184,6 +188,7 @@ async fn fetch_once(
             partition_max_bytes: ctx.partition_max_bytes,
         })
         .collect();
+    let epochs = fetch_epochs(ctx, claimed);
     // Room first: fetching pauses while the memory cap is reached, and the broker is asked
     // for no more than the room reserved.
     let Some(mut room) = ctx
@@ -200,7 +205,7 @@ async fn fetch_once(
             if busy_waiting {
                 params.max_wait_ms = params.max_wait_ms.min(SHORT_WAIT_MS);
             }
-            session.fetch(&conn, params, &requests).await
+            session.fetch_with_epochs(&conn, params, &requests, &epochs).await
         }
         Err(e) => Err(e),
     };
@@ -236,6 +241,30 @@ async fn fetch_once(
     }
 }
 
+/// Each claimed partition's leader epochs for the request (KIP-320): the leader's epoch from
+/// metadata and the epoch of the last batch fetched, each -1 when unknown.
+fn fetch_epochs(ctx: &FetchContext, claimed: &[Arc<PartitionShared>]) -> Vec<FetchEpochs> {
+    let meta = ctx.source.metadata();
+    claimed
+        .iter()
+        .map(|p| {
+            let current_leader_epoch = meta
+                .topics
+                .get(&p.source_topic)
+                .and_then(|t| {
+                    let i = t.partitions.binary_search_by_key(&p.partition, |m| m.partition).ok()?;
+                    Some(t.partitions[i].leader_epoch)
+                })
+                .filter(|&e| e >= 0)
+                .unwrap_or(-1);
+            FetchEpochs {
+                current_leader_epoch,
+                last_fetched_epoch: p.last_fetched_epoch(),
+            }
+        })
+        .collect()
+}
+
 /// Handles one partition of a response from `broker`; true when it had a retriable error.
 async fn handle_partition(
     ctx: &FetchContext,
@@ -252,6 +281,10 @@ async fn handle_partition(
             return true;
         }
         return handle_partition_error(ctx, part, fetch_offset, &fetched, error).await;
+    }
+    if let Some(diverging) = fetched.diverging_epoch {
+        handle_diverging(ctx, part, fetch_offset, diverging);
+        return false;
     }
     if fetched.preferred_read_replica >= 0 && fetched.preferred_read_replica != broker {
         tracing::debug!(route = %ctx.route, partition = %part.label(), broker,
@@ -294,7 +327,12 @@ async fn handle_partition(
         part.fail_fetch(message);
         return false;
     }
-    part.fetched(split.next_fetch, fetched.high_watermark);
+    part.fetched(
+        split.next_fetch,
+        fetched.high_watermark,
+        fetched.log_start_offset,
+        split.last_epoch,
+    );
     false
 }
 
@@ -307,6 +345,8 @@ struct Split {
     /// How far the acknowledged position may move once `forwards` are acknowledged: the
     /// fetch position, or the first batch held by an undecided transaction.
     end_offset: i64,
+    /// The partition leader epoch of the last entry fetched (-1 for a v0/v1 entry), if any.
+    last_epoch: Option<i32>,
 }
 
 /// Turns a partition's fetched records into batches to forward: CRC check, read-committed
@@ -323,6 +363,7 @@ fn split_batches(
         forwards: Vec::new(),
         next_fetch: fetch_offset,
         end_offset: fetch_offset,
+        last_epoch: None,
     };
     match walk(ctx, part, fetch_offset, fetched, &mut split) {
         Ok(()) => (split, None),
@@ -355,6 +396,10 @@ fn walk(
         let entry =
             entry.map_err(|e| format!("{}: malformed records at fetch offset {fetch_offset}: {e}", where_()))?;
         next = entry.next_offset();
+        split.last_epoch = Some(match &entry {
+            FetchedEntry::Batch(b) | FetchedEntry::Straddling(b) => b.partition_leader_epoch(),
+            FetchedEntry::Legacy { .. } => -1,
+        });
         match entry {
             FetchedEntry::Batch(b) => accept(ctx, part, &mut txn, b)?,
             FetchedEntry::Straddling(b) => {
@@ -423,14 +468,11 @@ async fn handle_partition_error(
 ) -> bool {
     let where_ = ctx.origin(part);
     match error {
-        ResponseError::OffsetOutOfRange => part.fail_fetch(format!(
-            "{where_}: fetch offset {fetch_offset} is out of range (log start {}, high watermark {}): \
-             records were deleted before they were replicated",
-            fetched.log_start_offset, fetched.high_watermark
-        )),
+        ResponseError::OffsetOutOfRange => return handle_out_of_range(ctx, part, fetch_offset, fetched),
         ResponseError::UnknownTopicId if topic_recreated(ctx, part) => part.fail_fetch(format!(
             "{where_}: the topic was deleted and created again (its topic id changed); \
-             replication stopped at offset {fetch_offset} rather than mixing two topics' data"
+             replication stopped at offset {fetch_offset} (acknowledged up to {}) rather than mixing two topics' data",
+            part.acked().source_next
         )),
         e if e.is_retriable()
             || matches!(
@@ -448,6 +490,106 @@ async fn handle_partition_error(
         )),
     }
     false
+}
+
+/// OFFSET_OUT_OF_RANGE: retention (or DeleteRecords) passed the position, or the log was
+/// truncated below it. Never skipped silently: the partition stops with the number of
+/// offsets concerned, or, for deleted records with `on.data.loss = "resume-earliest"`, goes
+/// on from the log start and counts them. Returns true to retry (the answer explained
+/// nothing).
+fn handle_out_of_range(
+    ctx: &FetchContext,
+    part: &PartitionShared,
+    fetch_offset: i64,
+    fetched: &FetchedPartition,
+) -> bool {
+    let where_ = ctx.origin(part);
+    let (log_start, high_watermark) = (fetched.log_start_offset, fetched.high_watermark);
+    part.observed_log(high_watermark, log_start);
+    if log_start > fetch_offset {
+        // Records held back by an open transaction were fetched but not replicated: they
+        // are gone from the source too.
+        let mut txn = part.txn.lock().expect("txn lock");
+        let position = txn.first_held_offset().unwrap_or(fetch_offset).min(fetch_offset);
+        let lost = log_start - position;
+        match ctx.on_data_loss {
+            DataLossPolicy::Fail => part.fail_fetch(format!(
+                "{where_}: source log start offset {log_start} passed replicated position {position}: \
+                 {lost} offsets were deleted before they were replicated (on.data.loss=fail)"
+            )),
+            DataLossPolicy::ResumeEarliest => {
+                tracing::warn!(route = %ctx.route, partition = %part.label(),
+                    "source log start offset {log_start} passed replicated position {position}: \
+                     {lost} offsets were deleted before they were replicated; resuming at {log_start} (on.data.loss=resume-earliest)");
+                *txn = Txn::default();
+                drop(txn);
+                resume_at(part, log_start, lost);
+            }
+        }
+        return false;
+    }
+    if high_watermark >= 0 && fetch_offset > high_watermark {
+        part.fail_fetch(format!(
+            "{where_}: the source log was truncated below the replicated position: fetch offset \
+             {fetch_offset} is past the high watermark {high_watermark}, so {} offsets replicated earlier \
+             are no longer in the source log (an unclean leader election?); records written there \
+             since would be skipped, so replication stopped",
+            fetch_offset - high_watermark
+        ));
+        return false;
+    }
+    tracing::warn!(route = %ctx.route, partition = %part.label(),
+        "fetch offset {fetch_offset} out of range, yet within log start {log_start} and high watermark {high_watermark}; retrying");
+    true
+}
+
+/// Moves a partition past `lost` offsets the source deleted, to `log_start`: the fetch
+/// position at once, the acknowledged position (and so the committed progress) once every
+/// batch before the gap is acknowledged, by an empty chunk ending there.
+fn resume_at(part: &PartitionShared, log_start: i64, lost: i64) {
+    part.counters
+        .lost_offsets
+        .fetch_add(lost.max(0) as u64, std::sync::atomic::Ordering::Relaxed);
+    part.skip_to(log_start);
+    let gap = Chunk {
+        batches: Vec::new(),
+        end_offset: log_start,
+        budget: None,
+    };
+    if part.deliver(gap).is_err() {
+        // The sink is gone (the route is stopping): the position stays where it was and
+        // the next start meets the same gap.
+        tracing::debug!(partition = %part.label(), "sink gone; the skip to {log_start} is not acknowledged");
+    }
+}
+
+/// A `diverging_epoch` answer (KIP-320): the leader's log for the epoch of the last batch
+/// fetched ends at `end_offset`. Below the fetch position, offsets kferry replicated are no
+/// longer in the source log (it was truncated, e.g. by an unclean leader election): the
+/// partition stops, whatever `on.data.loss` says, since the target holds records the source
+/// no longer has. At or past it, nothing was lost: the leader's epoch is adopted.
+fn handle_diverging(ctx: &FetchContext, part: &PartitionShared, fetch_offset: i64, diverging: EpochEndOffset) {
+    let EpochEndOffset { epoch, end_offset } = diverging;
+    if end_offset < 0 {
+        // The leader knows no epoch up to ours (its log starts later): fetch without one;
+        // if retention passed the position, OFFSET_OUT_OF_RANGE says so next.
+        part.set_last_fetched_epoch(-1);
+        return;
+    }
+    if end_offset >= fetch_offset {
+        tracing::info!(route = %ctx.route, partition = %part.label(),
+            "leader's log for epoch {epoch} ends at {end_offset}, at or past fetch offset {fetch_offset}: nothing diverged");
+        part.set_last_fetched_epoch(epoch);
+        return;
+    }
+    let diverged = fetch_offset - end_offset;
+    part.fail_fetch(format!(
+        "{}: the source log diverged (KIP-320): the leader's log for leader epoch {epoch} ends at offset \
+         {end_offset}, below the replicated position {fetch_offset}, so {diverged} offsets \
+         ({end_offset}..{fetch_offset}) replicated earlier are no longer in the source log \
+         (truncated, e.g. by an unclean leader election); replication stopped rather than skip them",
+        ctx.origin(part)
+    ));
 }
 
 /// True when fresh metadata names the partition's topic with another topic id.

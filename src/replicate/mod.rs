@@ -16,6 +16,7 @@ pub mod budget;
 pub mod counters;
 pub mod fetcher;
 pub mod hook;
+pub mod lag;
 pub mod partition;
 pub mod progress;
 pub mod read_replica;
@@ -35,6 +36,7 @@ pub use slowpath::OversizePolicy;
 
 pub use counters::{PathCount, PathCounts};
 pub use hook::{BatchObserver, ForwardedBatch};
+pub use lag::PartitionLag;
 pub use partition::{Acked, PartitionShared};
 pub use route::{PartitionStatus, RouteError, RouteHandle};
 pub use routing::TopicFilter;
@@ -101,6 +103,8 @@ pub struct RouteConfig {
     pub corrupt: CorruptPolicy,
     /// How source partitions map to target partitions.
     pub partition_mapping: PartitionMapping,
+    /// What to do when the source deleted records before they were replicated.
+    pub on_data_loss: DataLossPolicy,
 }
 
 /// How a route maps source partitions to target partitions.
@@ -120,6 +124,27 @@ pub enum CorruptPolicy {
     Fail,
     /// Skip the batch, count it and log it.
     Skip,
+}
+
+/// What to do when the source log start offset passed the replicated position (retention
+/// or DeleteRecords removed records kferry had not replicated yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataLossPolicy {
+    /// Stop the partition with an error saying how many offsets were lost (default).
+    Fail,
+    /// Log it, count the lost offsets (`lost_offsets`) and go on from the log start offset.
+    ResumeEarliest,
+}
+
+impl DataLossPolicy {
+    /// Parses the `on.data.loss` values `"fail"` and `"resume-earliest"`.
+    pub fn parse(s: &str) -> Option<DataLossPolicy> {
+        match s {
+            "fail" => Some(DataLossPolicy::Fail),
+            "resume-earliest" => Some(DataLossPolicy::ResumeEarliest),
+            _ => None,
+        }
+    }
 }
 
 impl RouteConfig {
@@ -147,6 +172,7 @@ impl RouteConfig {
             check_crcs: true,
             corrupt: CorruptPolicy::Fail,
             partition_mapping: PartitionMapping::Identity,
+            on_data_loss: DataLossPolicy::Fail,
         }
     }
 

@@ -12,6 +12,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::counters::PartitionCounters;
+use super::lag::{DeliveredChunk, LagInput, LagTracker, PartitionLag};
 use super::read_replica::ReadReplica;
 use super::txn::TxnFilter;
 use crate::batch::RecordBatch;
@@ -91,6 +92,13 @@ struct Positions {
     delivered_end: i64,
     acked: Acked,
     high_watermark: i64,
+    /// The source log start offset from the last Fetch response (-1: unknown).
+    log_start_offset: i64,
+    /// The partition leader epoch of the last batch fetched (-1: unknown), sent as Fetch's
+    /// `last_fetched_epoch` so the leader can say when its log diverged (KIP-320).
+    last_fetched_epoch: i32,
+    /// What was handed to the sink and not yet acknowledged, for lag telemetry.
+    lag: LagTracker,
     /// Stops everything, the sink included.
     error: Option<PartitionError>,
     /// Stops fetching only: the sink still sends what it was given.
@@ -138,6 +146,9 @@ impl PartitionShared {
             delivered_end: start.source_next,
             acked: start,
             high_watermark: -1,
+            log_start_offset: -1,
+            last_fetched_epoch: -1,
+            lag: LagTracker::default(),
             error: None,
             fetch_error: None,
         };
@@ -208,21 +219,58 @@ impl PartitionShared {
         self.positions().next_fetch
     }
 
-    /// Records what a fetch returned: the new fetch position and the high watermark.
-    pub fn fetched(&self, next_fetch: i64, high_watermark: i64) {
+    /// Records what a fetch returned: the new fetch position, the high watermark, the log
+    /// start offset, and the leader epoch of the last batch fetched (if any was).
+    pub fn fetched(&self, next_fetch: i64, high_watermark: i64, log_start_offset: i64, last_epoch: Option<i32>) {
         let mut p = self.positions();
         p.next_fetch = p.next_fetch.max(next_fetch);
         p.high_watermark = high_watermark;
+        p.log_start_offset = log_start_offset;
+        if let Some(epoch) = last_epoch {
+            p.last_fetched_epoch = epoch;
+        }
+    }
+
+    /// Records what a fetch that failed said about the log (it moves no position).
+    pub fn observed_log(&self, high_watermark: i64, log_start_offset: i64) {
+        let mut p = self.positions();
+        if high_watermark >= 0 {
+            p.high_watermark = high_watermark;
+        }
+        p.log_start_offset = log_start_offset;
+    }
+
+    /// Moves the fetch position forward to `offset`, past records the source no longer has
+    /// (`on.data.loss = "resume-earliest"`); the leader epoch of the last batch is unknown
+    /// again. The acknowledged position follows once the sink gets a chunk ending there.
+    pub fn skip_to(&self, offset: i64) {
+        let mut p = self.positions();
+        p.next_fetch = p.next_fetch.max(offset);
+        p.last_fetched_epoch = -1;
+    }
+
+    /// The leader epoch of the last batch fetched (-1: unknown).
+    pub fn last_fetched_epoch(&self) -> i32 {
+        self.positions().last_fetched_epoch
+    }
+
+    /// Forgets the leader epoch of the last batch fetched, or replaces it with the one the
+    /// leader knows (a diverging epoch that is not a truncation).
+    pub fn set_last_fetched_epoch(&self, epoch: i32) {
+        self.positions().last_fetched_epoch = epoch;
     }
 
     /// Hands fetched batches to the sink (never blocks: capacity was checked before fetching).
     pub fn deliver(&self, chunk: Chunk) -> Result<(), Chunk> {
         let end = chunk.end_offset;
+        let delivered = DeliveredChunk::new(self.delivered_end(), end, &chunk.batches);
         self.sender.try_send(chunk).map_err(|e| match e {
             mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
         })?;
         let mut p = self.positions();
         p.delivered_end = p.delivered_end.max(end);
+        let acked = p.acked.source_next;
+        p.lag.handle_delivered(delivered, acked);
         Ok(())
     }
 
@@ -246,11 +294,29 @@ impl PartitionShared {
         let mut p = self.positions();
         debug_assert!(acked.source_next >= p.acked.source_next, "acked position went back");
         p.acked = acked;
+        p.lag.handle_acked(acked.source_next);
     }
 
     /// The source high watermark seen by the last fetch (-1 before the first).
     pub fn high_watermark(&self) -> i64 {
         self.positions().high_watermark
+    }
+
+    /// The source log start offset from the last Fetch response (-1: unknown).
+    pub fn log_start_offset(&self) -> i64 {
+        self.positions().log_start_offset
+    }
+
+    /// The partition's lag at wall-clock time `now_ms` (milliseconds since the epoch).
+    pub fn lag(&self, now_ms: i64) -> PartitionLag {
+        let p = self.positions();
+        let at = LagInput {
+            acked: p.acked.source_next,
+            next_fetch: p.next_fetch,
+            high_watermark: p.high_watermark,
+            log_start_offset: p.log_start_offset,
+        };
+        p.lag.poll_lag(at, now_ms)
     }
 
     /// Stops the partition; the first error is kept.

@@ -71,6 +71,11 @@ pub struct PartitionStatus {
     /// Which path each source batch took (fast path, slow paths, not forwarded).
     pub paths: super::PathCounts,
     pub error: Option<String>,
+    /// Time lag, bytes behind, retention margin and the source log start offset.
+    pub lag: super::PartitionLag,
+    /// Source offsets deleted before they were replicated and skipped
+    /// (`on.data.loss = "resume-earliest"`).
+    pub lost_offsets: u64,
 }
 
 /// A running route.
@@ -116,6 +121,9 @@ impl RouteHandle {
 
     /// Per-partition positions, counters and errors.
     pub fn status(&self) -> Vec<PartitionStatus> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         self.partitions
             .iter()
             .map(|p| PartitionStatus {
@@ -131,6 +139,8 @@ impl RouteHandle {
                 producer_resets: p.counters.producer_resets.load(Ordering::Relaxed),
                 paths: p.counters.paths(),
                 error: p.error().map(|e| e.0),
+                lag: p.lag(now_ms),
+                lost_offsets: p.counters.lost_offsets.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -373,6 +383,7 @@ pub async fn start_route(
         oversize: cfg.oversize,
         check_crcs: cfg.check_crcs,
         corrupt: cfg.corrupt,
+        on_data_loss: cfg.on_data_loss,
         max_held_bytes: (cfg.buffer_memory / 2) as usize,
     });
     let mut background = JoinSet::new();

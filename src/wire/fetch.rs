@@ -56,15 +56,42 @@ pub struct PartitionFetch {
     pub partition_max_bytes: i32,
 }
 
+/// What a fetcher knows of a partition's leader epochs; -1 is unknown (not sent).
+///
+/// `current_leader_epoch` (v9+, KIP-320) lets the broker fence a fetcher with stale metadata
+/// (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH). `last_fetched_epoch` (v12+) is the leader
+/// epoch of the last batch fetched: when the leader's log for that epoch ends before the
+/// fetch offset, the log was truncated under the fetcher and the answer carries a
+/// `diverging_epoch` instead of records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchEpochs {
+    pub current_leader_epoch: i32,
+    pub last_fetched_epoch: i32,
+}
+
+impl Default for FetchEpochs {
+    fn default() -> FetchEpochs {
+        FetchEpochs {
+            current_leader_epoch: -1,
+            last_fetched_epoch: -1,
+        }
+    }
+}
+
 impl PartitionFetch {
     /// What a fetch session compares: everything the request says about the partition.
     fn state(&self) -> FetchState {
+        self.state_with(FetchEpochs::default(), 0)
+    }
+
+    /// The state with `epochs`, as far as `version` carries them.
+    fn state_with(&self, epochs: FetchEpochs, version: i16) -> FetchState {
         FetchState {
             topic_id: self.topic_id,
             fetch_offset: self.fetch_offset,
             partition_max_bytes: self.partition_max_bytes,
-            current_leader_epoch: -1,
-            last_fetched_epoch: -1,
+            current_leader_epoch: if version >= 9 { epochs.current_leader_epoch } else { -1 },
+            last_fetched_epoch: if version >= 12 { epochs.last_fetched_epoch } else { -1 },
             log_start_offset: -1,
         }
     }
@@ -105,7 +132,7 @@ pub struct FetchedPartition {
     /// The replica to fetch from next (KIP-392, v11+), or -1.
     pub preferred_read_replica: i32,
     /// Set when the broker found that the log diverges at this epoch (v12+); only sent
-    /// when the request carries `last_fetched_epoch`, which kferry does not yet.
+    /// when the request carries `last_fetched_epoch` ([`FetchEpochs`]).
     pub diverging_epoch: Option<EpochEndOffset>,
     /// The leader the broker knows of, sent with `NOT_LEADER_OR_FOLLOWER` and
     /// `FENCED_LEADER_EPOCH` (KIP-951, v12+).
@@ -177,12 +204,28 @@ impl SessionFetcher {
         params: FetchParams,
         partitions: &[PartitionFetch],
     ) -> Result<Vec<FetchedPartition>, WireError> {
+        self.fetch_with_epochs(conn, params, partitions, &[]).await
+    }
+
+    /// [`SessionFetcher::fetch`] with each partition's leader epochs (`epochs` shares
+    /// `partitions`' indexes; a partition without an entry sends none).
+    pub async fn fetch_with_epochs(
+        &mut self,
+        conn: &Arc<Connection>,
+        params: FetchParams,
+        partitions: &[PartitionFetch],
+        epochs: &[FetchEpochs],
+    ) -> Result<Vec<FetchedPartition>, WireError> {
         if !Weak::ptr_eq(&self.conn, &Arc::downgrade(conn)) {
             self.session.handle_failure();
             self.conn = Arc::downgrade(conn);
         }
         let version = fetch_version(conn, partitions)?;
-        let states: Vec<FetchState> = partitions.iter().map(PartitionFetch::state).collect();
+        let states: Vec<FetchState> = partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.state_with(epochs.get(i).copied().unwrap_or_default(), version))
+            .collect();
         let wanted: Vec<Wanted> = partitions
             .iter()
             .zip(&states)
@@ -544,6 +587,31 @@ mod tests {
                     assert_eq!(forgotten.topic.as_str(), "b");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn epochs_are_sent_only_from_the_versions_that_carry_them() {
+        let partitions = [partition("a", 1, 0, 10)];
+        let epochs = FetchEpochs {
+            current_leader_epoch: 4,
+            last_fetched_epoch: 3,
+        };
+        let params = FetchParams {
+            max_wait_ms: 500,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            isolation_level: READ_COMMITTED,
+        };
+        for (version, want) in [(8, (-1, -1)), (11, (4, -1)), (12, (4, 3)), (16, (4, 3))] {
+            let states = [partitions[0].state_with(epochs, version)];
+            let mut body = BytesMut::new();
+            build_request(params, version, &partitions, &states, &SessionRequest::sessionless(1))
+                .encode(&mut body, version)
+                .unwrap();
+            let r = FetchRequest::decode(&mut body.freeze(), version).unwrap();
+            let p = &r.topics[0].partitions[0];
+            assert_eq!((p.current_leader_epoch, p.last_fetched_epoch), want, "v{version}");
         }
     }
 

@@ -22,7 +22,13 @@
 //! 0, or, after [`super::FakeBroker::fail_follower`], that error for every partition (and
 //! node 0 then serves every rack itself, as Kafka's selector skips replicas out of sync).
 //!
-//! Not faked: `min_bytes` above 1, leader epochs, diverging epochs.
+//! Diverging epochs (KIP-320, v12+): a request with `last_fetched_epoch` whose epoch ends
+//! before the fetch offset in the partition's leader epoch cache (built from the appended v2
+//! batches' `partitionLeaderEpoch`, see [`super::FakeBroker::truncate`]) is answered, before
+//! any offset check, with `diverging_epoch` and no records, as Kafka's `Partition.readRecords`
+//! does.
+//!
+//! Not faked: `min_bytes` above 1, fencing by `current_leader_epoch`.
 //!
 //! References: Kafka `FetchRequest.json`, `FetchResponse.json`, `ReplicaManager.readFromLog`;
 //! KIP-74, KIP-98, KIP-227, KIP-516.
@@ -32,7 +38,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 
 use super::fetch_session::{Context, SessionPartition};
@@ -223,6 +231,15 @@ fn partition(state: &State, topic: Option<&str>, p: &FetchPartition, read: ReadP
         .with_high_watermark(log.high_watermark())
         .with_last_stable_offset(log.last_stable_offset())
         .with_log_start_offset(log.log_start_offset);
+    // KIP-320, as Kafka's `Partition.readRecords` checks it before reading: the log for the
+    // epoch of the fetcher's last batch must reach the fetch offset.
+    if version >= 12 && p.last_fetched_epoch >= 0 {
+        let (epoch, end_offset) = log.end_offset_for(p.last_fetched_epoch);
+        if end_offset < p.fetch_offset || epoch < p.last_fetched_epoch {
+            let diverging = EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset);
+            return data.with_diverging_epoch(diverging).with_records(Some(Bytes::new()));
+        }
+    }
     if p.fetch_offset < log.log_start_offset || p.fetch_offset > log.log_end_offset() {
         return data.with_error_code(ResponseError::OffsetOutOfRange.code());
     }

@@ -18,12 +18,12 @@
 //! | OffsetFetch | 1-7 | offsets committed through OffsetCommit, in memory; -1 when none |
 //! | OffsetCommit | 2-8 | stores offset and metadata; no group membership checks |
 //! | ListOffsets | 1-7 | -2: log start offset; -1: high watermark (last stable offset when read_committed) |
-//! | Fetch | 4-16 | the log bytes from the first entry whose last offset is at or above the fetch offset, below the high watermark (or last stable offset), within KIP-74's byte limits; waits up to `max_wait_ms` for data; fetch sessions (KIP-227) unless [`FakeOptions::no_fetch_sessions`]; preferred read replicas (KIP-392) with [`FakeOptions::follower_rack`] |
+//! | Fetch | 4-16 | the log bytes from the first entry whose last offset is at or above the fetch offset, below the high watermark (or last stable offset), within KIP-74's byte limits; waits up to `max_wait_ms` for data; fetch sessions (KIP-227) unless [`FakeOptions::no_fetch_sessions`]; preferred read replicas (KIP-392) with [`FakeOptions::follower_rack`]; OFFSET_OUT_OF_RANGE below the log start ([`FakeBroker::set_log_start_offset`]) or past the log end; `diverging_epoch` (KIP-320) after [`FakeBroker::truncate`] |
 //!
 //! # What is not
 //!
 //! Produce, consumer-group membership (JoinGroup, Heartbeat...), transactions, admin APIs,
-//! leader epochs (always 0),
+//! leader epochs in Metadata (always 0) and fencing by them,
 //! replication, timestamp lookups in ListOffsets (any timestamp but -1 and -2 finds
 //! nothing: offset -1), SASL and TLS. InitProducerId, CreateTopics and DescribeConfigs are
 //! answered with UNSUPPORTED_VERSION; any other request, or an API at a version the fake
@@ -36,8 +36,8 @@
 //! * franz-go `pkg/kfake` (one file per API key, fault hooks)
 //! * Kafka `clients/src/main/resources/common/message/*.json` (message versions)
 //! * KIP-35 and KIP-511 (ApiVersions), KIP-74 (Fetch size limits), KIP-98 (aborted
-//!   transactions and the last stable offset), KIP-227 (fetch sessions), KIP-392 (fetch from
-//!   the closest replica), KIP-516 (topic ids)
+//!   transactions and the last stable offset), KIP-227 (fetch sessions), KIP-320 (diverging
+//!   epochs), KIP-392 (fetch from the closest replica), KIP-516 (topic ids)
 
 mod api_versions;
 mod conn;
@@ -280,9 +280,21 @@ impl FakeBroker {
         self.with_partition(topic, partition, |p| p.last_stable_offset = Some(offset));
     }
 
-    /// Sets the log start offset (default 0).
+    /// Sets the log start offset (default 0), as retention or DeleteRecords moves it: a
+    /// Fetch below it gets OFFSET_OUT_OF_RANGE with this log start offset.
     pub fn set_log_start_offset(&self, topic: &str, partition: i32, offset: i64) {
         self.with_partition(topic, partition, |p| p.log_start_offset = offset);
+    }
+
+    /// Truncates a partition's log at `offset` (an entry's first offset or the log end), as
+    /// a replica that becomes leader after an unclean election has it: later entries and
+    /// the leader epochs starting there are gone, and appends with a higher
+    /// `partitionLeaderEpoch` start a new epoch. A Fetch with a `last_fetched_epoch` whose
+    /// log now ends before the fetch offset gets a `diverging_epoch` (KIP-320); one without
+    /// past the new end gets OFFSET_OUT_OF_RANGE. Panics on an offset inside an entry.
+    pub fn truncate(&self, topic: &str, partition: i32, offset: i64) {
+        self.with_partition(topic, partition, |p| p.truncate(offset))
+            .unwrap_or_else(|e| panic!("fake broker: truncate {topic}-{partition}: {e}"));
     }
 
     /// Sets the aborted transactions a read_committed Fetch lists for the partition.

@@ -49,11 +49,17 @@ struct Entry {
     last_offset: i64,
 }
 
+/// Kafka's UNDEFINED_EPOCH and UNDEFINED_EPOCH_OFFSET.
+const UNDEFINED: (i32, i64) = (-1, -1);
+
 /// One partition: its log and offsets.
 #[derive(Debug, Default)]
 pub(super) struct Partition {
     log: Vec<u8>,
     entries: Vec<Entry>,
+    /// The leader epoch cache: (epoch, start offset) for each epoch seen in a v2 batch's
+    /// `partitionLeaderEpoch`, increasing, as Kafka's `LeaderEpochFileCache` keeps it.
+    epochs: Vec<(i32, i64)>,
     pub log_start_offset: i64,
     /// `None`: the log end offset.
     pub high_watermark: Option<i64>,
@@ -75,6 +81,7 @@ impl Partition {
     pub fn append(&mut self, bytes: &[u8]) -> Result<(), String> {
         let base = self.log.len();
         let mut new = Vec::new();
+        let mut new_epochs: Vec<(i32, i64)> = Vec::new();
         let mut pos = 0;
         while pos < bytes.len() {
             let rest = &bytes[pos..];
@@ -90,6 +97,11 @@ impl Partition {
             let last_offset = match rest[MAGIC_AT] {
                 0 | 1 => offset,
                 2 if size + LOG_OVERHEAD >= V2_HEADER => {
+                    let epoch = i32::from_be_bytes(rest[12..16].try_into().expect("4 bytes"));
+                    let latest = new_epochs.last().or(self.epochs.last()).map_or(-1, |e| e.0);
+                    if epoch > latest {
+                        new_epochs.push((epoch, offset));
+                    }
                     offset + i64::from(i32::from_be_bytes(rest[23..27].try_into().expect("4 bytes")))
                 }
                 magic => return Err(format!("entry at byte {pos}: magic {magic} or size {size}")),
@@ -104,6 +116,7 @@ impl Partition {
         }
         self.log.extend_from_slice(bytes);
         self.entries.extend(new);
+        self.epochs.extend(new_epochs);
         Ok(())
     }
 
@@ -115,6 +128,54 @@ impl Partition {
             .max()
             .unwrap_or(0)
             .max(self.log_start_offset)
+    }
+
+    /// Removes every entry from the one that starts at `offset` on (which must be an entry's
+    /// first offset or the log end), and the epochs that start there or later, as a replica
+    /// truncating its log after an unclean leader election does. A pinned high watermark or
+    /// last stable offset past the new end comes down to it.
+    pub fn truncate(&mut self, offset: i64) -> Result<(), String> {
+        let keep = self.entries.iter().take_while(|e| e.last_offset < offset).count();
+        let first_offset = |e: &Entry| i64::from_be_bytes(self.log[e.start..e.start + 8].try_into().expect("8 bytes"));
+        match self.entries.get(keep) {
+            Some(e) if first_offset(e) != offset => {
+                return Err(format!(
+                    "offset {offset} is inside the entry starting at {}",
+                    first_offset(e)
+                ))
+            }
+            None if offset != self.log_end_offset() => {
+                return Err(format!("offset {offset} is past the log end {}", self.log_end_offset()))
+            }
+            _ => {}
+        }
+        let end = self.entries.get(keep).map_or(self.log.len(), |e| e.start);
+        self.log.truncate(end);
+        self.entries.truncate(keep);
+        self.epochs.retain(|&(_, start)| start < offset);
+        self.high_watermark = self.high_watermark.map(|h| h.min(offset));
+        self.last_stable_offset = self.last_stable_offset.map(|l| l.min(offset));
+        Ok(())
+    }
+
+    /// The largest epoch at most `requested` and the end offset of `requested` in this log,
+    /// as Kafka's `LeaderEpochFileCache.endOffsetFor` answers it: for the latest epoch, the log
+    /// end offset; for an older one, the start offset of the next higher epoch; (-1, -1) when
+    /// `requested` is undefined or above every epoch known.
+    pub fn end_offset_for(&self, requested: i32) -> (i32, i64) {
+        if requested < 0 {
+            return UNDEFINED;
+        }
+        if self.epochs.last().map(|e| e.0) == Some(requested) {
+            return (requested, self.log_end_offset());
+        }
+        let Some(&(_, higher_start)) = self.epochs.iter().find(|e| e.0 > requested) else {
+            return UNDEFINED;
+        };
+        match self.epochs.iter().rev().find(|e| e.0 <= requested) {
+            Some(&(floor, _)) => (floor, higher_start),
+            None => (requested, higher_start),
+        }
     }
 
     pub fn high_watermark(&self) -> i64 {

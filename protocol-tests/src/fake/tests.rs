@@ -564,3 +564,72 @@ async fn unserved_requests_get_errors_or_a_closed_connection() {
     FetchRequest::default().encode(&mut body, 17).unwrap();
     assert!(c.raw(FetchRequest::KEY, 17, &body).await.is_none());
 }
+
+/// A v2 batch of `n` records at `base` written in leader epoch `epoch`.
+fn v2_batch_in_epoch(base: i64, n: i32, epoch: i32) -> Vec<u8> {
+    let mut bytes = v2_batch(base, n);
+    // partitionLeaderEpoch is outside the CRC (which covers attributes on).
+    bytes[12..16].copy_from_slice(&epoch.to_be_bytes());
+    bytes
+}
+
+#[tokio::test]
+async fn truncation_answers_diverging_epochs_and_log_start_moves_out_of_range() {
+    let broker = FakeBroker::start().await.unwrap();
+    broker.create_topic("t", 1);
+    let log = [v2_batch_in_epoch(0, 5, 0), v2_batch_in_epoch(5, 5, 0)].concat();
+    broker.append("t", 0, &log);
+    let mut c = Client::connect(&broker).await;
+    let meta = c.call(&MetadataRequest::default().with_topics(None), 12).await;
+    let id = meta.topics[0].topic_id;
+    let with_epoch = |offset: i64, epoch: i32| {
+        let mut r = fetch_request("t", id, offset, 1 << 20);
+        r.topics[0].partitions[0].last_fetched_epoch = epoch;
+        r
+    };
+    // Same epoch, log reaches the fetch offset: records, no divergence.
+    let r = c.call(&with_epoch(5, 0), 16).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.diverging_epoch.end_offset), (0, -1));
+    assert_eq!(p.records.as_ref().unwrap().len(), log.len() / 2);
+
+    // An unclean election: the log is cut back to 5 and epoch 1 writes 5..15.
+    broker.truncate("t", 0, 5);
+    broker.append(
+        "t",
+        0,
+        &[v2_batch_in_epoch(5, 5, 1), v2_batch_in_epoch(10, 5, 1)].concat(),
+    );
+    for version in [12, 16] {
+        let r = c.call(&with_epoch(10, 0), version).await;
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0, "v{version}");
+        assert_eq!(
+            (p.diverging_epoch.epoch, p.diverging_epoch.end_offset),
+            (0, 5),
+            "v{version}"
+        );
+        assert_eq!(p.records.as_deref(), Some(&[][..]), "v{version}: no records");
+    }
+    // The latest epoch ends at the log end; epoch 0 reaches offset 5 exactly.
+    let r = c.call(&with_epoch(15, 1), 16).await;
+    assert_eq!(r.responses[0].partitions[0].diverging_epoch.end_offset, -1);
+    let r = c.call(&with_epoch(5, 0), 16).await;
+    assert_eq!(r.responses[0].partitions[0].diverging_epoch.end_offset, -1);
+    // Without last_fetched_epoch nothing is checked: 10 is now epoch 1's data.
+    let r = c.call(&fetch_request("t", id, 10, 1 << 20), 16).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    assert!(!r.responses[0].partitions[0].records.as_ref().unwrap().is_empty());
+
+    // Truncated below the fetch offset, no epoch sent: OFFSET_OUT_OF_RANGE, high watermark 5.
+    broker.truncate("t", 0, 5);
+    let r = c.call(&fetch_request("t", id, 10, 1 << 20), 16).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.high_watermark), (1, 5));
+
+    // Retention: below the log start is OFFSET_OUT_OF_RANGE carrying the log start.
+    broker.set_log_start_offset("t", 0, 3);
+    let r = c.call(&fetch_request("t", id, 1, 1 << 20), 16).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.log_start_offset), (1, 3));
+}
