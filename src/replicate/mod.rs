@@ -15,6 +15,7 @@
 pub mod budget;
 pub mod counters;
 pub mod fetcher;
+pub mod heartbeat;
 pub mod hook;
 pub mod partition;
 pub mod progress;
@@ -33,6 +34,7 @@ use crate::batch::Compression;
 pub use slowpath::OversizePolicy;
 
 pub use counters::{PathCount, PathCounts};
+pub use heartbeat::{HeartbeatConfig, HeartbeatLatency};
 pub use hook::{BatchObserver, ForwardedBatch};
 pub use partition::{Acked, PartitionShared};
 pub use route::{PartitionStatus, RouteError, RouteHandle};

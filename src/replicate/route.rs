@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use super::budget::{Budget, Cap};
 use super::fetcher::{run_fetchers, FetchContext};
+use super::heartbeat::{self, HeartbeatLatency, LatencyTracker};
 use super::hook::BatchObserver;
 use super::partition::{Acked, PartitionShared, PartitionSpec};
 use super::progress::{self, commit_changed, run_checkpointer, ProgressStore};
@@ -88,6 +89,8 @@ pub struct RouteHandle {
     sinks: JoinSet<()>,
     background: JoinSet<()>,
     resumed_batches: usize,
+    /// Latency of the route's heartbeats, when it replicates them.
+    heartbeat: Option<Arc<LatencyTracker>>,
 }
 
 impl RouteHandle {
@@ -141,6 +144,12 @@ impl RouteHandle {
                 b + p.counters.bytes_out.load(Ordering::Relaxed),
             )
         })
+    }
+
+    /// End-to-end latency of the route's heartbeats (see [`super::heartbeat`]); `None` when
+    /// the route replicates no heartbeats or none has been acknowledged yet.
+    pub fn heartbeat_latency(&self) -> Option<HeartbeatLatency> {
+        self.heartbeat.as_ref().and_then(|h| h.summary())
     }
 
     /// Batches found already on the target at start (and so not written again).
@@ -226,19 +235,31 @@ fn produce_timeout_ms(request_timeout: Duration) -> i32 {
     (ms - 5_000).max(ms / 2).clamp(1, i64::from(i32::MAX)) as i32
 }
 
-/// Sets up and starts a route.
+/// Sets up and starts a route. With `heartbeats` (the heartbeats topic), the route also
+/// replicates that topic of its source and times its heartbeats.
 pub async fn start_route(
     cfg: &RouteConfig,
     source: Arc<Cluster>,
     target: Arc<Cluster>,
     observer: Option<BatchObserver>,
+    heartbeats: Option<&str>,
 ) -> Result<RouteHandle, RouteError> {
     let route = cfg.name.clone();
     let wire = |source: WireError| RouteError::Wire {
         route: route.clone(),
         source,
     };
-    let topics = select_topics(cfg, &source).await?;
+    let topics = select_topics(cfg, &source, heartbeats).await?;
+    let heartbeat = heartbeats.map(|_| Arc::new(LatencyTracker::default()));
+    let observer = match (heartbeats, &heartbeat) {
+        (Some(topic), Some(tracker)) => Some(heartbeat::observer(
+            observer,
+            topic.to_string(),
+            cfg.source.clone(),
+            tracker.clone(),
+        )),
+        _ => observer,
+    };
     ensure_target_topics(cfg, &source, &target, &topics).await?;
     let producer = target.init_producer_id().await.map_err(wire)?;
     let (stop, stop_rx) = watch::channel(false);
@@ -387,11 +408,13 @@ pub async fn start_route(
         sinks,
         background,
         resumed_batches,
+        heartbeat,
     })
 }
 
 /// The source topics the route replicates; literal names in the include list must exist.
-async fn select_topics(cfg: &RouteConfig, source: &Cluster) -> Result<Vec<String>, RouteError> {
+/// The `heartbeats` topic is added when the source has it and the route does not exclude it.
+async fn select_topics(cfg: &RouteConfig, source: &Cluster, heartbeats: Option<&str>) -> Result<Vec<String>, RouteError> {
     let route = cfg.name.clone();
     let filter = TopicFilter::new(&cfg.include, &cfg.exclude).map_err(|e| RouteError::Invalid {
         route: route.clone(),
@@ -408,10 +431,15 @@ async fn select_topics(cfg: &RouteConfig, source: &Cluster) -> Result<Vec<String
             topic: missing.to_string(),
         });
     }
-    let topics: Vec<String> = filter
+    let mut topics: Vec<String> = filter
         .select(meta.topics.values().filter(|t| !t.internal).map(|t| &t.name))
         .into_iter()
         .collect();
+    if let Some(h) = heartbeats.filter(|h| meta.topics.contains_key(*h) && !filter.excludes(h)) {
+        if !topics.iter().any(|t| t == h) {
+            topics.push(h.to_string());
+        }
+    }
     if topics.is_empty() {
         tracing::warn!(
             route,
