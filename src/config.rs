@@ -184,7 +184,8 @@ fn is_topic_name(t: &str) -> bool {
     (1..=249).contains(&t.len())
         && t != "."
         && t != ".."
-        && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 /// A byte size in the file: an integer (bytes) or a string with a unit (see [`parse_bytes`]).
 #[derive(Deserialize)]
@@ -674,7 +675,10 @@ topics = ["orders.*"]
         assert_eq!(h.interval, Duration::from_secs(1));
         let text = format!("\"heartbeats.topic\" = \"kferry.hb\"\n\"heartbeats.interval.ms\" = 250\n{GOOD}");
         let h = load_str(&text).unwrap().heartbeat_config().unwrap();
-        assert_eq!((h.topic.as_str(), h.interval), ("kferry.hb", Duration::from_millis(250)));
+        assert_eq!(
+            (h.topic.as_str(), h.interval),
+            ("kferry.hb", Duration::from_millis(250))
+        );
         let off = load_str(&format!("\"heartbeats.enabled\" = false\n{GOOD}")).unwrap();
         assert_eq!(off.heartbeat_config(), None);
         let e = load_str(&format!("\"heartbeats.interval.ms\" = 0\n{GOOD}")).unwrap_err();

@@ -226,7 +226,11 @@ fn render_heartbeats(out: &mut Exposition, s: &Snapshot) {
     );
     for (r, h) in &measured {
         let labels = |q: Option<&'static str>| {
-            let mut l = vec![("route", r.route.as_str()), ("source", &r.source), ("target", &r.target)];
+            let mut l = vec![
+                ("route", r.route.as_str()),
+                ("source", &r.source),
+                ("target", &r.target),
+            ];
             l.extend(q.map(|q| ("quantile", q)));
             l
         };
@@ -235,9 +239,17 @@ fn render_heartbeats(out: &mut Exposition, s: &Snapshot) {
         out.sample(&format!("{SUMMARY}_sum"), &labels(None), secs(h.sum_ms));
         out.sample(&format!("{SUMMARY}_count"), &labels(None), h.count as f64);
     }
-    out.family(LAST, "gauge", "End-to-end latency of the last heartbeat the target acknowledged.");
+    out.family(
+        LAST,
+        "gauge",
+        "End-to-end latency of the last heartbeat the target acknowledged.",
+    );
     for (r, h) in &measured {
-        let labels = [("route", r.route.as_str()), ("source", &r.source), ("target", &r.target)];
+        let labels = [
+            ("route", r.route.as_str()),
+            ("source", &r.source),
+            ("target", &r.target),
+        ];
         out.sample(LAST, &labels, secs(h.last_ms));
     }
 }
@@ -412,7 +424,10 @@ mod tests {
 
     #[test]
     fn metrics_heartbeat_latency_is_a_summary_per_route() {
-        assert!(!render(&snap(vec![])).contains("heartbeat"), "nothing measured, no family");
+        assert!(
+            !render(&snap(vec![])).contains("heartbeat"),
+            "nothing measured, no family"
+        );
         let mut s = snap(vec![]);
         s.routes[0].heartbeat = Some(HeartbeatLatency {
             last_ms: 60,

@@ -147,7 +147,15 @@ impl Replicator {
             let source = self.clusters[&r.source].clone();
             let target = self.clusters[&r.target].clone();
             let topic = self.heartbeats.as_ref().map(|h| h.topic.as_str());
-            match start_route(r, source, target, self.observer.clone(), topic.filter(|_| with_heartbeats)).await {
+            match start_route(
+                r,
+                source,
+                target,
+                self.observer.clone(),
+                topic.filter(|_| with_heartbeats),
+            )
+            .await
+            {
                 Ok(h) => routes.push(h),
                 Err(e) => {
                     for h in routes {

@@ -32,7 +32,7 @@ use super::hook::{BatchObserver, ForwardedBatch};
 use super::RouteConfig;
 use crate::batch::{decode_batch, BatchBuilder, RecordBatch};
 use crate::wire::produce_mux::ProducePart;
-use crate::wire::{Cluster, NewTopic, WireError};
+use crate::wire::{Cluster, Metadata, NewTopic, WireError};
 
 /// Latency samples the quantiles are computed over (the most recent ones).
 pub const WINDOW: usize = 128;
@@ -207,7 +207,7 @@ fn reaches(edges: &[(&str, &str)], from: &str, to: &str) -> bool {
 pub async fn ensure_topic(cluster: &Cluster, topic: &str) -> Result<(), WireError> {
     let wanted = [topic.to_string()];
     let meta = cluster.refresh_metadata(Some(&wanted)).await?;
-    if !meta.topics.contains_key(topic) {
+    if !exists(&meta, topic) {
         tracing::info!(cluster = cluster.name(), "creating heartbeats topic '{topic}'");
         let new = NewTopic {
             name: topic.to_string(),
@@ -227,6 +227,14 @@ pub async fn ensure_topic(cluster: &Cluster, topic: &str) -> Result<(), WireErro
     }
 }
 
+/// True when `meta` shows `topic` with partitions (a Metadata answer names a missing topic
+/// too, with an error code).
+pub fn exists(meta: &Metadata, topic: &str) -> bool {
+    meta.topics
+        .get(topic)
+        .is_some_and(|t| t.error_code == 0 && !t.partitions.is_empty())
+}
+
 /// Writes a heartbeat to `cluster` every `interval`, until the task is aborted (dropping it
 /// mid-request leaves nothing behind but an unread answer). One record in flight; failures
 /// are logged (at most once a minute) and retried at the next interval.
@@ -240,14 +248,22 @@ pub async fn run_writer(cluster: Arc<Cluster>, config: HeartbeatConfig) {
         match write_one(&cluster, &config).await {
             Ok(()) if failing => {
                 failing = false;
-                tracing::info!(cluster = cluster.name(), "heartbeats to '{}' are written again", config.topic);
+                tracing::info!(
+                    cluster = cluster.name(),
+                    "heartbeats to '{}' are written again",
+                    config.topic
+                );
             }
             Ok(()) => {}
             Err(e) => {
                 failing = true;
-                if last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+                if !last_warning.is_some_and(|t| t.elapsed() < WARN_EVERY) {
                     last_warning = Some(Instant::now());
-                    tracing::warn!(cluster = cluster.name(), "heartbeat to '{}'-0 failed: {e}", config.topic);
+                    tracing::warn!(
+                        cluster = cluster.name(),
+                        "heartbeat to '{}'-0 failed: {e}",
+                        config.topic
+                    );
                 }
                 let _ = cluster.refresh_metadata_if_older(Duration::from_secs(1)).await;
             }
@@ -322,7 +338,11 @@ mod tests {
         let batch = heartbeat_batch("onprem", 1_000);
         let (header, payload) = (batch.header(), batch.payload());
         assert_eq!(latency_of(header, &payload, "onprem", 1_042), Some(42));
-        assert_eq!(latency_of(header, &payload, "cloud", 1_042), None, "another cluster's heartbeat");
+        assert_eq!(
+            latency_of(header, &payload, "cloud", 1_042),
+            None,
+            "another cluster's heartbeat"
+        );
         assert_eq!(latency_of(&header[..20], &payload, "onprem", 1_042), None);
         let records = decode_batch(&batch, MAX_DECODED).unwrap();
         let value: serde_json::Value = serde_json::from_slice(records[0].value.as_deref().unwrap()).unwrap();
@@ -365,7 +385,14 @@ mod tests {
     #[test]
     fn routes_that_would_close_a_cycle_do_not_replicate_heartbeats() {
         let r = |s: &str, t: &str| RouteConfig::new(format!("{s}-{t}"), s, t);
-        let routes = [r("a", "b"), r("b", "c"), r("c", "a"), r("b", "a"), r("a", "d"), r("x", "d")];
+        let routes = [
+            r("a", "b"),
+            r("b", "c"),
+            r("c", "a"),
+            r("b", "a"),
+            r("a", "d"),
+            r("x", "d"),
+        ];
         assert_eq!(heartbeat_routes(&routes), vec![true, true, false, false, true, true]);
     }
 }

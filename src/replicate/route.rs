@@ -414,7 +414,11 @@ pub async fn start_route(
 
 /// The source topics the route replicates; literal names in the include list must exist.
 /// The `heartbeats` topic is added when the source has it and the route does not exclude it.
-async fn select_topics(cfg: &RouteConfig, source: &Cluster, heartbeats: Option<&str>) -> Result<Vec<String>, RouteError> {
+async fn select_topics(
+    cfg: &RouteConfig,
+    source: &Cluster,
+    heartbeats: Option<&str>,
+) -> Result<Vec<String>, RouteError> {
     let route = cfg.name.clone();
     let filter = TopicFilter::new(&cfg.include, &cfg.exclude).map_err(|e| RouteError::Invalid {
         route: route.clone(),
@@ -435,7 +439,7 @@ async fn select_topics(cfg: &RouteConfig, source: &Cluster, heartbeats: Option<&
         .select(meta.topics.values().filter(|t| !t.internal).map(|t| &t.name))
         .into_iter()
         .collect();
-    if let Some(h) = heartbeats.filter(|h| meta.topics.contains_key(*h) && !filter.excludes(h)) {
+    if let Some(h) = heartbeats.filter(|h| heartbeat::exists(&meta, h) && !filter.excludes(h)) {
         if !topics.iter().any(|t| t == h) {
             topics.push(h.to_string());
         }
