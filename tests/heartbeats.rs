@@ -213,6 +213,66 @@ fn the_daemon_writes_replicates_and_reports_heartbeats() {
     }
 }
 
+/// Routes a -> b -> c -> a (disjoint topics): the last one would close a cycle, so it does not
+/// replicate heartbeats, and none comes back to a. Route b -> c copies a's heartbeats on to c
+/// but times only b's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_never_go_around_a_cycle_and_each_route_times_its_own_source() {
+    let brokers = [("a", "x"), ("b", "y"), ("c", "z")].map(|(name, topic)| {
+        let broker = Broker::start_memory(&format!("hbc-{name}"));
+        create_topic(&broker.bootstrap(), topic, 1);
+        (name, broker)
+    });
+    let mut builder = Replicator::builder().heartbeats(HeartbeatConfig {
+        topic: "heartbeats".to_string(),
+        interval: Duration::from_millis(100),
+    });
+    for (name, broker) in &brokers {
+        builder = builder.cluster(ClusterConfig::new(*name, vec![broker.bootstrap()]));
+    }
+    for (source, target, topic) in [("a", "b", "x"), ("b", "c", "y"), ("c", "a", "z")] {
+        let mut route = RouteConfig::new(format!("{source}-{target}"), source, target).include(&[topic]);
+        route.fetch_max_wait_ms = FETCH_WAIT_MS;
+        builder = builder.route(route);
+    }
+    let running = builder.build().unwrap().start().await.expect("routes start");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let routes = running.routes();
+    let latency = |i: usize| routes[i].heartbeat_latency();
+    let (ab, bc) = (latency(0).expect("a -> b timed"), latency(1).expect("b -> c timed"));
+    assert_eq!(latency(2), None, "c -> a closes the cycle: no heartbeats");
+    assert!(
+        routes[2].status().iter().all(|p| p.source_topic == "z"),
+        "{:?}",
+        routes[2].status()
+    );
+    assert!(running.errors().is_empty(), "{:?}", running.errors());
+    running.shutdown().await.expect("clean shutdown");
+
+    let keys = |cluster: &Broker| {
+        let read = kclient(&["consume", "--bootstrap", &cluster.bootstrap(), "--topic", "heartbeats"]);
+        let mut counts = std::collections::BTreeMap::new();
+        for r in read["partitions"]["0"].as_array().unwrap() {
+            *counts.entry(r["key"].as_str().unwrap().to_string()).or_insert(0u64) += 1;
+        }
+        counts
+    };
+    let (on_a, on_b, on_c) = tokio::task::spawn_blocking(move || {
+        let [(_, a), (_, b), (_, c)] = &brokers;
+        (keys(a), keys(b), keys(c))
+    })
+    .await
+    .unwrap();
+    eprintln!("heartbeats by key: on a {on_a:?}, on b {on_b:?}, on c {on_c:?}; a -> b {ab:?}, b -> c {bc:?}");
+    assert_eq!(on_a.keys().collect::<Vec<_>>(), [&hex("a")], "nothing came back to a");
+    assert_eq!(on_b.keys().collect::<Vec<_>>(), [&hex("a"), &hex("b")]);
+    assert_eq!(on_c.keys().collect::<Vec<_>>(), [&hex("a"), &hex("b"), &hex("c")]);
+    assert!(ab.count >= 20 && bc.count >= 20, "{ab:?} {bc:?}");
+    // b -> c copied a's heartbeats too, but timed only b's.
+    assert!(bc.count <= on_c[&hex("b")], "{bc:?} vs {on_c:?}");
+    assert!(on_c[&hex("a")] >= 20, "{on_c:?}");
+}
+
 fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
