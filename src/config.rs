@@ -125,6 +125,14 @@ pub struct Config {
     /// `host:port` to serve Prometheus metrics on (`GET /metrics`). Unset: no endpoint.
     #[serde(rename = "metrics.address", default)]
     pub metrics_address: Option<String>,
+    /// Write heartbeats to every source cluster and replicate them on every route.
+    #[serde(rename = "heartbeats.enabled", default = "default_true")]
+    pub heartbeats_enabled: bool,
+    /// The heartbeats topic, on every cluster.
+    #[serde(rename = "heartbeats.topic", default = "default_heartbeats_topic")]
+    pub heartbeats_topic: String,
+    #[serde(rename = "heartbeats.interval.ms", default = "default_heartbeats_interval_ms")]
+    pub heartbeats_interval_ms: u64,
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterSection>,
     #[serde(default)]
@@ -169,6 +177,20 @@ fn default_identity() -> String {
 }
 fn default_true() -> bool {
     true
+}
+fn default_heartbeats_topic() -> String {
+    crate::replicate::HeartbeatConfig::default().topic
+}
+fn default_heartbeats_interval_ms() -> u64 {
+    crate::replicate::HeartbeatConfig::default().interval.as_millis() as u64
+}
+/// A legal Kafka topic name: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+fn is_topic_name(t: &str) -> bool {
+    (1..=249).contains(&t.len())
+        && t != "."
+        && t != ".."
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 /// A byte size in the file: an integer (bytes) or a string with a unit (see [`parse_bytes`]).
 #[derive(Deserialize)]
@@ -289,6 +311,7 @@ impl Config {
         if let Some(addr) = self.metrics_address.as_deref().filter(|a| !is_host_port(a)) {
             return Err(("metrics.address".to_string(), format!("'{addr}' is not host:port")));
         }
+        self.validate_heartbeats()?;
         if self.routes.is_empty() {
             return Err((
                 "routes".to_string(),
@@ -383,6 +406,33 @@ impl Config {
             return Err(("routes".to_string(), message));
         }
         Ok(())
+    }
+
+    fn validate_heartbeats(&self) -> Result<(), (String, String)> {
+        if !is_topic_name(&self.heartbeats_topic) || self.heartbeats_topic.starts_with("__") {
+            return Err((
+                "heartbeats.topic".to_string(),
+                format!(
+                    "'{}' is not a topic name kferry replicates (1 to 249 of a-z A-Z 0-9 . _ -, not starting with __)",
+                    self.heartbeats_topic
+                ),
+            ));
+        }
+        if self.heartbeats_interval_ms == 0 || self.heartbeats_interval_ms > i32::MAX as u64 {
+            return Err((
+                "heartbeats.interval.ms".to_string(),
+                format!("must be between 1 and {}", i32::MAX),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Heartbeat settings for [`crate::Replicator`]; `None` when `heartbeats.enabled` is false.
+    pub fn heartbeat_config(&self) -> Option<crate::replicate::HeartbeatConfig> {
+        self.heartbeats_enabled.then(|| crate::replicate::HeartbeatConfig {
+            topic: self.heartbeats_topic.clone(),
+            interval: Duration::from_millis(self.heartbeats_interval_ms),
+        })
     }
 
     /// A chain of routes that would copy a topic back to the cluster it came from (A -> B and
@@ -628,6 +678,29 @@ topics = ["orders.*"]
         assert_eq!(load_str(GOOD).unwrap().metrics_address, None);
         let err = load_str(&format!("\"metrics.address\" = \"9464\"\n{GOOD}")).unwrap_err();
         assert!(err.to_string().contains("metrics.address"), "{err}");
+    }
+
+    #[test]
+    fn heartbeats_are_on_by_default_and_configurable() {
+        let h = load_str(GOOD).unwrap().heartbeat_config().unwrap();
+        assert_eq!(h.topic, "heartbeats");
+        assert_eq!(h.interval, Duration::from_secs(1));
+        let text = format!("\"heartbeats.topic\" = \"kferry.hb\"\n\"heartbeats.interval.ms\" = 250\n{GOOD}");
+        let h = load_str(&text).unwrap().heartbeat_config().unwrap();
+        assert_eq!(
+            (h.topic.as_str(), h.interval),
+            ("kferry.hb", Duration::from_millis(250))
+        );
+        let off = load_str(&format!("\"heartbeats.enabled\" = false\n{GOOD}")).unwrap();
+        assert_eq!(off.heartbeat_config(), None);
+        let e = load_str(&format!("\"heartbeats.interval.ms\" = 0\n{GOOD}")).unwrap_err();
+        assert_eq!(e.key, "heartbeats.interval.ms");
+        for bad in ["", "a b", "__hb", "."] {
+            let e = load_str(&format!("\"heartbeats.topic\" = \"{bad}\"\n{GOOD}")).unwrap_err();
+            assert_eq!(e.key, "heartbeats.topic", "{bad:?}");
+        }
+        let e = load_str(&format!("\"heartbeats.enabled\" = \"yes\"\n{GOOD}")).unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use std::fmt::Write;
 
-use crate::replicate::{PartitionStatus, PathCount, PathCounts};
+use crate::replicate::{HeartbeatLatency, PartitionStatus, PathCount, PathCounts};
 use crate::Running;
 
 /// The `Content-Type` of [`render`]'s output.
@@ -27,6 +27,8 @@ pub struct RouteSnapshot {
     /// Bytes of fetched data the route holds now.
     pub buffered_bytes: u64,
     pub partitions: Vec<PartitionStatus>,
+    /// Heartbeat latency, when the route replicates heartbeats and has timed one.
+    pub heartbeat: Option<HeartbeatLatency>,
 }
 
 /// Everything one scrape renders.
@@ -49,6 +51,7 @@ pub fn snapshot(running: &Running) -> Snapshot {
                 target: r.target_cluster().to_string(),
                 buffered_bytes: r.buffered_bytes(),
                 partitions: r.status(),
+                heartbeat: r.heartbeat_latency(),
             })
             .collect(),
         process_buffered: running.process_buffered_bytes(),
@@ -237,6 +240,7 @@ pub fn render(s: &Snapshot) -> String {
         ];
         out.sample("kferry_route_buffered_bytes", &labels, r.buffered_bytes as f64);
     }
+    render_heartbeats(&mut out, s);
     if let Some((used, cap)) = s.process_buffered {
         out.family(
             "kferry_buffered_bytes",
@@ -252,6 +256,53 @@ pub fn render(s: &Snapshot) -> String {
         out.sample::<&str>("kferry_buffer_memory_bytes", &[], cap as f64);
     }
     out.text
+}
+
+/// Heartbeat latency per route: a summary (quantiles over the last
+/// [`crate::replicate::heartbeat::WINDOW`] heartbeats; sum and count since start) and the
+/// last heartbeat's latency. Routes without a measured heartbeat have no samples.
+fn render_heartbeats(out: &mut Exposition, s: &Snapshot) {
+    const SUMMARY: &str = "kferry_heartbeat_latency_seconds";
+    const LAST: &str = "kferry_heartbeat_last_latency_seconds";
+    let measured: Vec<(&RouteSnapshot, HeartbeatLatency)> =
+        s.routes.iter().filter_map(|r| r.heartbeat.map(|h| (r, h))).collect();
+    if measured.is_empty() {
+        return;
+    }
+    let secs = |ms: i64| ms as f64 / 1000.0;
+    out.family(
+        SUMMARY,
+        "summary",
+        "Time from a heartbeat's CreateTime on the source to the target's acknowledgement of its copy.",
+    );
+    for (r, h) in &measured {
+        let labels = |q: Option<&'static str>| {
+            let mut l = vec![
+                ("route", r.route.as_str()),
+                ("source", &r.source),
+                ("target", &r.target),
+            ];
+            l.extend(q.map(|q| ("quantile", q)));
+            l
+        };
+        out.sample(SUMMARY, &labels(Some("0.5")), secs(h.p50_ms));
+        out.sample(SUMMARY, &labels(Some("0.99")), secs(h.p99_ms));
+        out.sample(&format!("{SUMMARY}_sum"), &labels(None), secs(h.sum_ms));
+        out.sample(&format!("{SUMMARY}_count"), &labels(None), h.count as f64);
+    }
+    out.family(
+        LAST,
+        "gauge",
+        "End-to-end latency of the last heartbeat the target acknowledged.",
+    );
+    for (r, h) in &measured {
+        let labels = [
+            ("route", r.route.as_str()),
+            ("source", &r.source),
+            ("target", &r.target),
+        ];
+        out.sample(LAST, &labels, secs(h.last_ms));
+    }
 }
 
 fn partitions(s: &Snapshot) -> impl Iterator<Item = (&RouteSnapshot, &PartitionStatus)> {
@@ -345,6 +396,7 @@ mod tests {
                 target: "b".into(),
                 buffered_bytes: 2048,
                 partitions,
+                heartbeat: None,
             }],
             process_buffered: None,
         }
@@ -451,6 +503,35 @@ mod tests {
         assert!(text.contains(
             "kferry_lost_offsets_total{route=\"r\",source=\"a\",target=\"b\",topic=\"t\",partition=\"1\"} 0\n"
         ));
+    }
+
+    #[test]
+    fn metrics_heartbeat_latency_is_a_summary_per_route() {
+        assert!(
+            !render(&snap(vec![])).contains("heartbeat"),
+            "nothing measured, no family"
+        );
+        let mut s = snap(vec![]);
+        s.routes[0].heartbeat = Some(HeartbeatLatency {
+            last_ms: 60,
+            p50_ms: 52,
+            p99_ms: 250,
+            window: 10,
+            count: 40,
+            sum_ms: 2_500,
+        });
+        let text = render(&s);
+        let labels = "route=\"r\",source=\"a\",target=\"b\"";
+        for line in [
+            "# TYPE kferry_heartbeat_latency_seconds summary\n".to_string(),
+            format!("kferry_heartbeat_latency_seconds{{{labels},quantile=\"0.5\"}} 0.052\n"),
+            format!("kferry_heartbeat_latency_seconds{{{labels},quantile=\"0.99\"}} 0.25\n"),
+            format!("kferry_heartbeat_latency_seconds_sum{{{labels}}} 2.5\n"),
+            format!("kferry_heartbeat_latency_seconds_count{{{labels}}} 40\n"),
+            format!("kferry_heartbeat_last_latency_seconds{{{labels}}} 0.06\n"),
+        ] {
+            assert!(text.contains(&line), "{line}\n{text}");
+        }
     }
 
     #[test]

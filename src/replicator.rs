@@ -18,7 +18,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio::task::JoinSet;
+
 use crate::config::Config;
+use crate::replicate::heartbeat::{self, HeartbeatConfig};
 use crate::replicate::route::start_route;
 use crate::replicate::{BatchObserver, ForwardedBatch, PartitionStatus, RouteConfig, RouteError, RouteHandle};
 use crate::wire::{Cluster, ClusterConfig};
@@ -30,6 +33,7 @@ pub struct ReplicatorBuilder {
     routes: Vec<RouteConfig>,
     process_cap: Option<crate::replicate::budget::Cap>,
     observer: Option<BatchObserver>,
+    heartbeats: Option<HeartbeatConfig>,
 }
 
 impl ReplicatorBuilder {
@@ -48,6 +52,14 @@ impl ReplicatorBuilder {
     /// Runs `f` for every batch the target acknowledged (on the partition's task: keep it cheap).
     pub fn on_batch(mut self, f: impl Fn(&ForwardedBatch<'_>) + Send + Sync + 'static) -> Self {
         self.observer = Some(Arc::new(f));
+        self
+    }
+
+    /// Writes heartbeats to every source cluster and replicates them on every route, timing
+    /// each route's end-to-end latency ([`RouteHandle::heartbeat_latency`]). Off unless set
+    /// (the daemon's `heartbeats.enabled` defaults to true). See [`crate::replicate::heartbeat`].
+    pub fn heartbeats(mut self, config: HeartbeatConfig) -> Self {
+        self.heartbeats = Some(config);
         self
     }
 
@@ -85,6 +97,7 @@ impl ReplicatorBuilder {
             clusters,
             routes: self.routes,
             observer: self.observer,
+            heartbeats: self.heartbeats,
         })
     }
 }
@@ -94,6 +107,7 @@ pub struct Replicator {
     clusters: HashMap<String, Arc<Cluster>>,
     routes: Vec<RouteConfig>,
     observer: Option<BatchObserver>,
+    heartbeats: Option<HeartbeatConfig>,
 }
 
 impl Replicator {
@@ -104,10 +118,13 @@ impl Replicator {
 
     /// A replicator for a validated daemon config.
     pub fn from_config(config: &Config) -> Result<Replicator, RouteError> {
-        let builder = config
+        let mut builder = config
             .cluster_configs()
             .into_iter()
             .fold(Replicator::builder(), |b, c| b.cluster(c));
+        if let Some(h) = config.heartbeat_config() {
+            builder = builder.heartbeats(h);
+        }
         config
             .route_configs()
             .into_iter()
@@ -121,12 +138,24 @@ impl Replicator {
     }
 
     /// Starts every route; if one fails to start, those already started are stopped.
+    /// With heartbeats, their topic is created on every source cluster first, and the
+    /// writers start once the routes have.
     pub async fn start(&self) -> Result<Running, RouteError> {
+        let replicate_heartbeats = self.prepare_heartbeats().await;
         let mut routes = Vec::new();
-        for r in &self.routes {
+        for (r, with_heartbeats) in self.routes.iter().zip(replicate_heartbeats) {
             let source = self.clusters[&r.source].clone();
             let target = self.clusters[&r.target].clone();
-            match start_route(r, source, target, self.observer.clone()).await {
+            let topic = self.heartbeats.as_ref().map(|h| h.topic.as_str());
+            match start_route(
+                r,
+                source,
+                target,
+                self.observer.clone(),
+                topic.filter(|_| with_heartbeats),
+            )
+            .await
+            {
                 Ok(h) => routes.push(h),
                 Err(e) => {
                     for h in routes {
@@ -137,7 +166,48 @@ impl Replicator {
             }
         }
         let process_memory = self.routes.iter().find_map(|r| r.process_memory_cap.clone());
-        Ok(Running { routes, process_memory })
+        let mut heartbeat_writers = JoinSet::new();
+        if let Some(h) = &self.heartbeats {
+            for cluster in self.source_clusters() {
+                heartbeat_writers.spawn(heartbeat::run_writer(cluster, h.clone()));
+            }
+        }
+        Ok(Running {
+            routes,
+            process_memory,
+            heartbeat_writers,
+        })
+    }
+
+    /// Every cluster that is the source of a route, once each.
+    fn source_clusters(&self) -> Vec<Arc<Cluster>> {
+        let mut names: Vec<&str> = self.routes.iter().map(|r| r.source.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter().map(|n| self.clusters[n].clone()).collect()
+    }
+
+    /// Creates the heartbeats topic on every source cluster, and says which routes replicate
+    /// it (all but those that would close a cycle; none without heartbeats). A cluster where
+    /// the topic cannot be created is logged; its routes start without heartbeats.
+    async fn prepare_heartbeats(&self) -> Vec<bool> {
+        let Some(h) = &self.heartbeats else {
+            return vec![false; self.routes.len()];
+        };
+        for cluster in self.source_clusters() {
+            if let Err(e) = heartbeat::ensure_topic(&cluster, &h.topic).await {
+                tracing::warn!(cluster = cluster.name(), "heartbeats topic '{}': {e}", h.topic);
+            }
+        }
+        let chosen = heartbeat::heartbeat_routes(&self.routes);
+        for (r, _) in self.routes.iter().zip(&chosen).filter(|(_, c)| !**c) {
+            tracing::warn!(
+                route = %r.name,
+                "not replicating heartbeats on route '{}' ({} -> {}): routes chosen before it already lead from '{}' back to '{}', and topics keep their names",
+                r.name, r.source, r.target, r.target, r.source
+            );
+        }
+        chosen
     }
 }
 
@@ -146,6 +216,8 @@ pub struct Running {
     routes: Vec<RouteHandle>,
     /// The process-wide `buffer.memory` cap, when set.
     process_memory: Option<crate::replicate::budget::Cap>,
+    /// One heartbeat writer per source cluster (aborted on shutdown).
+    heartbeat_writers: JoinSet<()>,
 }
 
 impl Running {
@@ -178,6 +250,14 @@ impl Running {
             .fold((0, 0), |(r, b), (r2, b2)| (r + r2, b + b2))
     }
 
+    /// The largest median heartbeat latency (ms) over the routes that have measured one.
+    pub fn heartbeat_p50_ms(&self) -> Option<i64> {
+        self.routes
+            .iter()
+            .filter_map(|r| r.heartbeat_latency().map(|l| l.p50_ms))
+            .max()
+    }
+
     /// Errors of stopped partitions, on every route.
     pub fn errors(&self) -> Vec<String> {
         self.routes.iter().flat_map(RouteHandle::errors).collect()
@@ -189,7 +269,9 @@ impl Running {
     }
 
     /// Stops every route cleanly: drain in-flight batches, commit final positions.
-    pub async fn shutdown(self) -> Result<(), RouteError> {
+    pub async fn shutdown(mut self) -> Result<(), RouteError> {
+        self.heartbeat_writers.abort_all();
+        while self.heartbeat_writers.join_next().await.is_some() {}
         let mut first_error = None;
         for r in self.routes {
             if let Err(e) = r.shutdown().await {

@@ -15,6 +15,7 @@
 pub mod budget;
 pub mod counters;
 pub mod fetcher;
+pub mod heartbeat;
 pub mod hook;
 pub mod lag;
 pub mod partition;
@@ -35,6 +36,7 @@ use crate::batch::Compression;
 pub use slowpath::OversizePolicy;
 
 pub use counters::{PathCount, PathCounts};
+pub use heartbeat::{HeartbeatConfig, HeartbeatLatency};
 pub use hook::{BatchObserver, ForwardedBatch};
 pub use lag::PartitionLag;
 pub use partition::{Acked, PartitionShared};

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use super::budget::{Budget, Cap};
 use super::fetcher::{run_fetchers, FetchContext};
+use super::heartbeat::{self, HeartbeatLatency, LatencyTracker};
 use super::hook::BatchObserver;
 use super::partition::{Acked, PartitionShared, PartitionSpec};
 use super::progress::{self, commit_changed, run_checkpointer, ProgressStore};
@@ -96,6 +97,8 @@ pub struct RouteHandle {
     resumed_batches: usize,
     /// Source-to-target offset maps of the partitions replicated one to one.
     offset_maps: Arc<OffsetMaps>,
+    /// Latency of the route's heartbeats, when it replicates them.
+    heartbeat: Option<Arc<LatencyTracker>>,
 }
 
 impl RouteHandle {
@@ -156,13 +159,19 @@ impl RouteHandle {
         })
     }
 
-    /// Batches found already on the target at start (and so not written again).
+    /// End-to-end latency of the route's heartbeats (see [`super::heartbeat`]); `None` when
+    /// the route replicates no heartbeats or none has been acknowledged yet.
+    pub fn heartbeat_latency(&self) -> Option<HeartbeatLatency> {
+        self.heartbeat.as_ref().and_then(|h| h.summary())
+    }
+
     /// The route's offset maps (see [`crate::offsets`]): translate committed source offsets
     /// to the target.
     pub fn offset_maps(&self) -> &Arc<OffsetMaps> {
         &self.offset_maps
     }
 
+    /// Batches found already on the target at start (and so not written again).
     pub fn resumed_batches(&self) -> usize {
         self.resumed_batches
     }
@@ -245,19 +254,31 @@ fn produce_timeout_ms(request_timeout: Duration) -> i32 {
     (ms - 5_000).max(ms / 2).clamp(1, i64::from(i32::MAX)) as i32
 }
 
-/// Sets up and starts a route.
+/// Sets up and starts a route. With `heartbeats` (the heartbeats topic), the route also
+/// replicates that topic of its source and times its heartbeats.
 pub async fn start_route(
     cfg: &RouteConfig,
     source: Arc<Cluster>,
     target: Arc<Cluster>,
     observer: Option<BatchObserver>,
+    heartbeats: Option<&str>,
 ) -> Result<RouteHandle, RouteError> {
     let route = cfg.name.clone();
     let wire = |source: WireError| RouteError::Wire {
         route: route.clone(),
         source,
     };
-    let topics = select_topics(cfg, &source).await?;
+    let topics = select_topics(cfg, &source, heartbeats).await?;
+    let heartbeat = heartbeats.map(|_| Arc::new(LatencyTracker::default()));
+    let observer = match (heartbeats, &heartbeat) {
+        (Some(topic), Some(tracker)) => Some(heartbeat::observer(
+            observer,
+            topic.to_string(),
+            cfg.source.clone(),
+            tracker.clone(),
+        )),
+        _ => observer,
+    };
     ensure_target_topics(cfg, &source, &target, &topics).await?;
     let producer = target.init_producer_id().await.map_err(wire)?;
     let (stop, stop_rx) = watch::channel(false);
@@ -411,11 +432,17 @@ pub async fn start_route(
         background,
         resumed_batches,
         offset_maps,
+        heartbeat,
     })
 }
 
 /// The source topics the route replicates; literal names in the include list must exist.
-async fn select_topics(cfg: &RouteConfig, source: &Cluster) -> Result<Vec<String>, RouteError> {
+/// The `heartbeats` topic is added when the source has it and the route does not exclude it.
+async fn select_topics(
+    cfg: &RouteConfig,
+    source: &Cluster,
+    heartbeats: Option<&str>,
+) -> Result<Vec<String>, RouteError> {
     let route = cfg.name.clone();
     let filter = TopicFilter::new(&cfg.include, &cfg.exclude).map_err(|e| RouteError::Invalid {
         route: route.clone(),
@@ -432,10 +459,15 @@ async fn select_topics(cfg: &RouteConfig, source: &Cluster) -> Result<Vec<String
             topic: missing.to_string(),
         });
     }
-    let topics: Vec<String> = filter
+    let mut topics: Vec<String> = filter
         .select(meta.topics.values().filter(|t| !t.internal).map(|t| &t.name))
         .into_iter()
         .collect();
+    if let Some(h) = heartbeats.filter(|h| heartbeat::exists(&meta, h) && !filter.excludes(h)) {
+        if !topics.iter().any(|t| t == h) {
+            topics.push(h.to_string());
+        }
+    }
     if topics.is_empty() {
         tracing::warn!(
             route,

@@ -32,6 +32,11 @@ impl TopicFilter {
             && !self.exclude.iter().any(|r| r.is_match(topic))
     }
 
+    /// True when an exclude pattern matches `topic`.
+    pub fn excludes(&self, topic: &str) -> bool {
+        self.exclude.iter().any(|r| r.is_match(topic))
+    }
+
     /// How many include patterns there are.
     pub fn include_count(&self) -> usize {
         self.include_src.len()
@@ -68,6 +73,7 @@ mod tests {
         assert!(filter.matches("orders"));
         assert!(filter.matches("orders.eu"));
         assert!(!filter.matches("orders.tmp"));
+        assert!(filter.excludes("orders.tmp") && !filter.excludes("orders"));
         assert!(filter.matches("metrics"));
         assert!(!filter.matches("metrics2"), "patterns match the whole name");
         assert!(!filter.matches("__consumer_offsets"));

@@ -16,6 +16,7 @@ pub fn write_config(dir: &Path, src: &str, dst: &str, topic: &str, commit_ms: u3
     write!(
         f,
         r#"
+"heartbeats.enabled" = false
 [clusters.src]
 "bootstrap.servers" = "{src}"
 [clusters.dst]

@@ -69,7 +69,7 @@ async fn wait_for_signal(running: &Running) {
             _ = report.tick() => {
                 let now = running.forwarded();
                 let lag: i64 = running.status().iter().map(|(_, s)| (s.high_watermark - s.acked.source_next).max(0)).sum();
-                tracing::info!(records = now.0, bytes = now.1, lag, "progress: {:.0} records/s", (now.0 - last.0) as f64 / 10.0);
+                tracing::info!(records = now.0, bytes = now.1, lag, heartbeat_p50_ms = running.heartbeat_p50_ms().unwrap_or(-1), "progress: {:.0} records/s", (now.0 - last.0) as f64 / 10.0);
                 last = now;
             }
         }
