@@ -107,6 +107,9 @@ pub struct RouteSection {
     /// "identity" (default: partition n to n, by key when the counts differ) or "by-key".
     #[serde(rename = "partition.mapping", default = "default_identity")]
     pub partition_mapping: String,
+    /// The compacted topic on the target that holds the route's offset maps.
+    #[serde(rename = "offset.map.topic", default = "default_offset_map_topic")]
+    pub offset_map_topic: String,
 }
 
 /// The whole file.
@@ -134,6 +137,9 @@ fn default_request_timeout_ms() -> u64 {
 }
 fn default_connect_timeout_ms() -> u64 {
     10_000
+}
+fn default_offset_map_topic() -> String {
+    crate::offsets::DEFAULT_TOPIC.to_string()
 }
 fn default_reset() -> String {
     "earliest".to_string()
@@ -346,6 +352,9 @@ impl Config {
                     return Err((key(field), format!("must be between 1 and {}", i32::MAX)));
                 }
             }
+            if r.offset_map_topic.is_empty() {
+                return Err((key("offset.map.topic"), "must not be empty".to_string()));
+            }
             if r.commit_interval_ms == 0 {
                 return Err((key("commit.interval.ms"), "must be at least 1".to_string()));
             }
@@ -483,6 +492,7 @@ impl Config {
                 rc.check_crcs = r.check_crcs;
                 rc.corrupt = parse_corrupt(&r.corrupt_batch).unwrap_or(CorruptPolicy::Fail);
                 rc.partition_mapping = parse_mapping(&r.partition_mapping).unwrap_or(PartitionMapping::Identity);
+                rc.offset_map_topic = r.offset_map_topic.clone();
                 rc
             })
             .collect()

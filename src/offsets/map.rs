@@ -223,6 +223,56 @@ impl PartitionMap {
         }
     }
 
+    /// Reconciles a persisted map with the position replication resumes from after a restart:
+    /// source offset `source_next`, the target's next offset `target_next` (what restart
+    /// reconciliation found).
+    ///
+    /// - At the map's own position: nothing changes.
+    /// - Past it (batches reached the target after the map was written): the offsets between
+    ///   translate at least once; records from `source_next` on are exact again.
+    /// - Before it (the map knew more than the target kept): mappings at or after
+    ///   `source_next`, and any pointing at or past `target_next`, are dropped, since those
+    ///   records are replicated again and get new target offsets.
+    /// - Before the map's origin: the map starts over there.
+    pub fn resume(&mut self, source_next: i64, target_next: Option<i64>) {
+        if source_next < self.origin {
+            *self = PartitionMap::starting_at(source_next, target_next).with_max_segments(self.max_segments);
+            return;
+        }
+        let expected = self.translate(source_next);
+        self.truncate_source(source_next);
+        let cut_target = target_next.is_some_and(|t| self.truncate_target(t));
+        self.covered_source = source_next;
+        self.covered_target = target_next;
+        self.tail_known = !cut_target && target_next.is_some_and(|t| expected == Translation::Exact { target: t });
+    }
+
+    /// Drops the mappings of source offsets at or after `source`.
+    fn truncate_source(&mut self, source: i64) {
+        while self.segments.back().is_some_and(|s| s.source_start >= source) {
+            self.segments.pop_back();
+        }
+        if let Some(last) = self.segments.back_mut() {
+            last.source_end = last.source_end.min(source);
+        }
+    }
+
+    /// Drops the mappings to target offsets at or after `target`; true if any was dropped.
+    fn truncate_target(&mut self, target: i64) -> bool {
+        let mut cut = false;
+        while self.segments.back().is_some_and(|s| s.target_start >= target) {
+            self.segments.pop_back();
+            cut = true;
+        }
+        if let Some(last) = self.segments.back_mut() {
+            if last.target_end() > target {
+                last.source_end = last.source_start + (target - last.target_start);
+                cut = true;
+            }
+        }
+        cut
+    }
+
     /// Translates a committed source offset (the next record to read) to the target.
     pub fn translate(&self, source: i64) -> Translation {
         if source > self.covered_source {
@@ -389,6 +439,82 @@ mod tests {
         let back: PartitionMap = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(back, m);
         assert_eq!(back.translate(3), exact(3));
+    }
+
+    /// Ten records, a marker at 10, five records: two segments, covered up to 16.
+    fn sample() -> PartitionMap {
+        let mut m = PartitionMap::starting_at(0, Some(0));
+        m.record(&[(0, 10)], Some(0), 10);
+        m.skip_to(11);
+        m.record(&[(11, 5)], Some(10), 16);
+        m
+    }
+
+    #[test]
+    fn resuming_at_the_maps_own_position_changes_nothing() {
+        let mut m = sample();
+        m.resume(16, Some(15));
+        assert_eq!(m, sample());
+        m.record(&[(16, 4)], Some(15), 20);
+        assert_eq!(m.segments().len(), 2, "the next batch still merges");
+        assert_eq!(m.translate(18), exact(17));
+    }
+
+    #[test]
+    fn resuming_past_the_map_makes_the_offsets_between_at_least_once() {
+        let mut m = sample();
+        // 16..20 reached the target (at 15..19) after the map was written.
+        m.resume(20, Some(19));
+        assert_eq!(m.translate(13), exact(12), "older records stay exact");
+        assert_eq!(m.translate(17), Translation::AtLeastOnce { target: 15 });
+        m.record(&[(20, 5)], Some(19), 25);
+        assert_eq!(m.translate(20), exact(19));
+        assert_eq!(m.translate(24), exact(23));
+        assert_eq!(m.translate(18), Translation::AtLeastOnce { target: 15 });
+    }
+
+    #[test]
+    fn resuming_before_the_map_truncates_and_replays_to_the_same_answers() {
+        let mut m = sample();
+        // The target kept everything, reconciliation resumed inside the second segment.
+        m.resume(13, Some(12));
+        assert_eq!(m.covered_source(), 13);
+        assert_eq!(m.translate(14), Translation::HeldBack { replicated_to: 13 });
+        m.record(&[(13, 3)], Some(12), 16);
+        for o in 0..=16 {
+            assert_eq!(m.translate(o), sample().translate(o), "offset {o}");
+        }
+    }
+
+    #[test]
+    fn resuming_where_the_target_lost_records_drops_their_mappings() {
+        let mut m = sample();
+        // The map says 0..10 -> 0..10, 11..16 -> 10..15, but the target ends at 7 and
+        // replication restarts from source offset 7.
+        m.resume(7, Some(7));
+        assert_eq!(m.translate(5), exact(5));
+        assert_eq!(m.translate(7), exact(7));
+        m.record(&[(7, 3)], Some(7), 10);
+        m.skip_to(11);
+        m.record(&[(11, 5)], Some(10), 16);
+        for o in 0..=16 {
+            assert_eq!(m.translate(o), sample().translate(o), "offset {o}");
+        }
+        // Source resumes at 13, but the target only holds 0..7: mappings to 7.. are dropped
+        // and the records between translate at least once.
+        let mut lost = sample();
+        lost.resume(13, Some(7));
+        assert_eq!(lost.translate(6), exact(6));
+        assert_eq!(lost.translate(9), Translation::AtLeastOnce { target: 7 });
+        assert!(lost.segments().all(|s| s.target_end() <= 7));
+    }
+
+    #[test]
+    fn resuming_before_the_origin_starts_over() {
+        let mut m = PartitionMap::starting_at(100, Some(50));
+        m.record(&[(100, 10)], Some(50), 110);
+        m.resume(40, Some(0));
+        assert_eq!(m, PartitionMap::starting_at(40, Some(0)));
     }
 
     proptest::proptest! {

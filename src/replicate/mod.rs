@@ -100,6 +100,8 @@ pub struct RouteConfig {
     pub corrupt: CorruptPolicy,
     /// How source partitions map to target partitions.
     pub partition_mapping: PartitionMapping,
+    /// `offset.map.topic`: the compacted topic on the target holding the offset maps.
+    pub offset_map_topic: String,
 }
 
 /// How a route maps source partitions to target partitions.
@@ -146,6 +148,7 @@ impl RouteConfig {
             check_crcs: true,
             corrupt: CorruptPolicy::Fail,
             partition_mapping: PartitionMapping::Identity,
+            offset_map_topic: crate::offsets::DEFAULT_TOPIC.to_string(),
         }
     }
 

@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod local;
 mod metrics;
+mod offsets;
 mod run;
 
 use std::path::PathBuf;
@@ -60,6 +61,9 @@ enum Command {
     /// Load generator, end-to-end throughput against a baseline, and latency.
     #[command(subcommand)]
     Bench(Box<bench::BenchCommand>),
+    /// Consumer-group offsets across a route: translate them with the persisted offset maps.
+    #[command(subcommand)]
+    Offsets(offsets::OffsetsCommand),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
             Command::CheckConfig { config, offline } => run::check_config(&config, offline).await,
             Command::Demo(args) => demo::demo(args).await,
             Command::Bench(command) => bench::bench(*command).await,
+            Command::Offsets(command) => offsets::offsets(command).await,
         }
     });
     match result {
