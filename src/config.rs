@@ -648,6 +648,18 @@ topics = ["orders.*"]
     }
 
     #[test]
+    fn offset_map_topic_has_a_default_and_must_not_be_empty() {
+        assert_eq!(
+            load_str(GOOD).unwrap().route_configs()[0].offset_map_topic,
+            "kferry-offset-maps"
+        );
+        let named = load_str(&format!("{GOOD}\"offset.map.topic\" = \"route-maps\"\n")).unwrap();
+        assert_eq!(named.route_configs()[0].offset_map_topic, "route-maps");
+        let e = load_str(&format!("{GOOD}\"offset.map.topic\" = \"\"\n")).unwrap_err();
+        assert_eq!(e.key, "routes[0].offset.map.topic");
+    }
+
+    #[test]
     fn good_config_loads_with_defaults() {
         let c = load_str(GOOD).unwrap();
         let routes = c.route_configs();

@@ -109,8 +109,47 @@ fn translate(config: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("one JSON document")
 }
 
-/// (topic, partition, source offset, target offset, exact) of every row.
-fn answers(doc: &serde_json::Value) -> Vec<(String, i64, i64, Option<i64>, bool)> {
+/// (topic, partition, source offset, target offset, exact) of one row.
+type Answer = (String, i64, i64, Option<i64>, bool);
+
+/// Translates until every answer is exact (the maps reach the topic within a commit
+/// interval or two) or 20 s passed; returns the last document.
+fn translate_until_exact(config: &Path) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let doc = translate(config);
+        if answers(&doc).iter().all(|r| r.4) || Instant::now() > deadline {
+            return doc;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Transactional records `start..start + count` (40 per transaction, all committed).
+fn produce_txn(src: &str, count: u64, start: u64) {
+    let (count, start) = (count.to_string(), start.to_string());
+    kclient(&[
+        "produce",
+        "--bootstrap",
+        src,
+        "--topic",
+        TXN,
+        "--count",
+        &count,
+        "--start",
+        &start,
+        "--codec",
+        "lz4",
+        "--linger-ms",
+        "5",
+        "--transactional-id",
+        "ot-txn",
+        "--txn-size",
+        "40",
+    ]);
+}
+
+fn answers(doc: &serde_json::Value) -> Vec<Answer> {
     doc["partitions"]
         .as_array()
         .expect("partitions")
@@ -203,23 +242,7 @@ fn translations_are_exact_and_survive_sigkill_and_restart() {
         "--codec",
         "lz4",
     ]);
-    kclient(&[
-        "produce",
-        "--bootstrap",
-        &src,
-        "--topic",
-        TXN,
-        "--count",
-        "2000",
-        "--codec",
-        "lz4",
-        "--linger-ms",
-        "5",
-        "--transactional-id",
-        "ot-txn",
-        "--txn-size",
-        "40",
-    ]);
+    produce_txn(&src, 2000, 0);
     let dir = tempdir("offset-translate");
     let config = write_config(&dir, &src, &dst);
 
@@ -238,15 +261,7 @@ fn translations_are_exact_and_survive_sigkill_and_restart() {
     let txn0 = read_log(&src, TXN, 0);
     assert!(txn0.markers.len() > 2 && txn0.records.len() < txn0.end as usize);
 
-    // The maps reach the topic within a commit interval or two.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let first = loop {
-        let doc = translate(&config);
-        if answers(&doc).iter().all(|r| r.4) || Instant::now() > deadline {
-            break doc;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let first = translate_until_exact(&config);
     assert_same_records(&first, &src, &dst, committed);
     let shifted = answers(&first)
         .iter()
@@ -275,12 +290,30 @@ fn translations_are_exact_and_survive_sigkill_and_restart() {
     );
     assert_same_records(&after_restart, &src, &dst, committed);
 
+    // The reloaded maps go on recording: records written after the restart translate
+    // exactly too, and the other partitions' answers do not change.
+    produce_txn(&src, 400, 2000);
+    wait_replicated(&src, &dst, TXN);
+    let grown: Vec<(i32, i64)> = (0..2)
+        .map(|p| {
+            let log = read_log(&src, TXN, p);
+            (p, log.records[log.records.len() - 5].0)
+        })
+        .collect();
+    commit(&src, TXN, &grown);
+    let extended = translate_until_exact(&config);
+    assert_same_records(&extended, &src, &dst, committed);
+    let unchanged = |r: &Answer| r.0 != TXN || r.1 >= 2;
+    let kept = |doc: &serde_json::Value| answers(doc).into_iter().filter(unchanged).collect::<Vec<_>>();
+    assert_eq!(kept(&extended), kept(&first));
+    assert_eq!(kept(&extended).len(), committed - 2);
+
     signal(&kferry, "-TERM");
     assert!(kferry.wait().unwrap().success(), "kferry exits 0 on SIGTERM");
     let stopped = translate(&config);
     assert_eq!(
         answers(&stopped),
-        answers(&first),
+        answers(&extended),
         "same answers with no kferry running"
     );
 }

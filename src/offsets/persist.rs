@@ -84,7 +84,7 @@ impl MapTopic {
 
     /// The cluster's metadata for the topic; `None` while the topic does not exist.
     async fn metadata(&self) -> Result<Option<Arc<crate::wire::Metadata>>, WireError> {
-        match self.target.refresh_metadata(Some(&[self.topic.clone()])).await {
+        match self.target.refresh_metadata(Some(std::slice::from_ref(&self.topic))).await {
             // A missing topic comes back with an error code (UNKNOWN_TOPIC_OR_PARTITION).
             Ok(meta) if meta.topics.get(&self.topic).is_some_and(|t| t.error_code == 0) => Ok(Some(meta)),
             Ok(_) | Err(WireError::UnknownTopic { .. }) => Ok(None),

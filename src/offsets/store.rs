@@ -22,7 +22,7 @@ use crate::batch::{BatchBuilder, Record, RecordBatch};
 pub const VERSION: u32 = 1;
 
 /// The largest value written; well below Kafka's default `max.message.bytes` (1 MiB).
-/// [`super::map::DEFAULT_MAX_SEGMENTS`] segments of 19-digit offsets take about 110 KiB.
+/// [`super::map::DEFAULT_MAX_SEGMENTS`] segments of 19-digit offsets take 122,149 bytes.
 pub const MAX_VALUE_BYTES: usize = 256 * 1024;
 
 /// The largest batch written (records of several maps share a batch up to this size).
@@ -213,6 +213,7 @@ mod tests {
         }
         assert_eq!(m.segments().len(), crate::offsets::map::DEFAULT_MAX_SEGMENTS);
         let bytes = encode_value(&m);
+        println!("a full map ({} segments): {} bytes", m.segments().len(), bytes.len());
         assert!(bytes.len() <= MAX_VALUE_BYTES, "{} bytes", bytes.len());
         assert_eq!(decode_value(&bytes).unwrap(), m, "a full map fits whole");
     }
