@@ -12,18 +12,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ProduceRequest;
 use kafka_protocol::protocol::Request;
 
 use super::map::PartitionMap;
-use super::store::{encode_batches, encode_value, MapFold, MapKey};
+use super::store::{encode_batches, encode_value, MapFold, MapKey, MAX_BATCH_BYTES};
 use super::OffsetMaps;
 use crate::batch::{decode_batch, BlobIter, RecordBatch};
 use crate::wire::error::check_code;
-use crate::wire::fetch::{fetch, FetchParams, PartitionFetch};
+use crate::wire::fetch::{fetch, FetchParams, FetchedPartition, PartitionFetch};
 use crate::wire::produce::{PartitionBatch, ProduceRequestFrame, PRODUCE_MAX_VERSION};
 use crate::wire::produce_response::ProduceResponse;
-use crate::wire::{Cluster, NewTopic, Purpose, WireError};
+use crate::wire::{Cluster, Connection, NewTopic, Purpose, WireError};
 
 /// The default name of the offset-map topic.
 pub const DEFAULT_TOPIC: &str = "kferry-offset-maps";
@@ -84,7 +85,11 @@ impl MapTopic {
 
     /// The cluster's metadata for the topic; `None` while the topic does not exist.
     async fn metadata(&self) -> Result<Option<Arc<crate::wire::Metadata>>, WireError> {
-        match self.target.refresh_metadata(Some(std::slice::from_ref(&self.topic))).await {
+        match self
+            .target
+            .refresh_metadata(Some(std::slice::from_ref(&self.topic)))
+            .await
+        {
             // A missing topic comes back with an error code (UNKNOWN_TOPIC_OR_PARTITION).
             Ok(meta) if meta.topics.get(&self.topic).is_some_and(|t| t.error_code == 0) => Ok(Some(meta)),
             Ok(_) | Err(WireError::UnknownTopic { .. }) => Ok(None),
@@ -106,36 +111,20 @@ impl MapTopic {
     }
 
     /// Reads the route's maps: every record from the log start to the high watermark, the
-    /// last value of each key winning. A topic that does not exist holds no maps.
+    /// last value of each key winning. A topic that does not exist holds no maps. A read
+    /// that stops short of the high watermark is an error: a partial map set would be
+    /// written back over the complete one.
     pub async fn load(&self) -> Result<HashMap<(String, i32), PartitionMap>, WireError> {
         let Some(meta) = self.metadata().await? else {
             return Ok(HashMap::new());
         };
         let (leader, topic_id) = self.leader(&meta).ok_or_else(|| self.unknown())?;
         let conn = self.target.broker(leader, Purpose::Fetch).await?;
-        let params = FetchParams {
-            // tansu answers a Fetch with max_wait 0 without any partition.
-            max_wait_ms: 50,
-            min_bytes: 1,
-            max_bytes: FETCH_MAX_BYTES,
-            isolation_level: 0,
-        };
         let mut fold = MapFold::new(&self.route, &self.source_cluster);
         let mut next = 0i64;
         loop {
-            let ask = PartitionFetch {
-                topic: self.topic.clone(),
-                topic_id,
-                partition: PARTITION,
-                fetch_offset: next,
-                partition_max_bytes: FETCH_MAX_BYTES,
-            };
-            let Some(part) = fetch(&conn, params, &[ask]).await?.into_iter().next() else {
-                break;
-            };
-            if part.error_code == kafka_protocol::error::ResponseError::OffsetOutOfRange.code()
-                && part.log_start_offset > next
-            {
+            let part = self.fetch_at(&conn, topic_id, next).await?;
+            if part.error_code == ResponseError::OffsetOutOfRange.code() && part.log_start_offset > next {
                 next = part.log_start_offset;
                 continue;
             }
@@ -150,14 +139,77 @@ impl MapTopic {
                 self.apply_batch(&mut fold, &batch, next);
                 next = batch.next_offset();
             }
-            if next >= part.high_watermark || next == before {
+            if next >= part.high_watermark {
                 break;
+            }
+            if next == before {
+                return Err(self.short_read(&conn, next, part.high_watermark));
             }
         }
         for (offset, e) in &fold.undecodable {
             tracing::warn!(cluster = self.target.name(), topic = %self.topic, offset, "skipping an undecodable offset map: {e}");
         }
         Ok(fold.into_maps())
+    }
+
+    /// One sessionless Fetch of the map partition at `offset` (tried 3 times when the
+    /// broker leaves the partition out of its answer).
+    async fn fetch_at(
+        &self,
+        conn: &Connection,
+        topic_id: uuid::Uuid,
+        offset: i64,
+    ) -> Result<FetchedPartition, WireError> {
+        let params = FetchParams {
+            // tansu answers a Fetch with max_wait 0 without any partition.
+            max_wait_ms: 50,
+            min_bytes: 1,
+            max_bytes: FETCH_MAX_BYTES,
+            isolation_level: 0,
+        };
+        let ask = PartitionFetch {
+            topic: self.topic.clone(),
+            topic_id,
+            partition: PARTITION,
+            fetch_offset: offset,
+            partition_max_bytes: FETCH_MAX_BYTES,
+        };
+        for _ in 0..3 {
+            let fetched = fetch(conn, params, std::slice::from_ref(&ask)).await?;
+            if let Some(part) = fetched.into_iter().find(|p| p.partition == PARTITION) {
+                return Ok(part);
+            }
+        }
+        Err(self.short_read(conn, offset, -1))
+    }
+
+    fn short_read(&self, conn: &Connection, offset: i64, high_watermark: i64) -> WireError {
+        WireError::Protocol {
+            cluster: self.target.name().to_string(),
+            addr: conn.addr().to_string(),
+            api: "Fetch",
+            version: -1,
+            message: format!(
+                "reading the offset maps of {}-{PARTITION} stopped at offset {offset} (high watermark {high_watermark})",
+                self.topic
+            ),
+        }
+    }
+
+    /// The largest batch to write: [`MAX_BATCH_BYTES`], or less when the topic's
+    /// `max.message.bytes` is smaller (read with DescribeConfigs; the default when the
+    /// broker does not say).
+    pub async fn batch_limit(&self) -> usize {
+        match self.target.topic_config(&self.topic, "max.message.bytes").await {
+            Ok(Some(v)) => v.trim().parse::<usize>().map_or(MAX_BATCH_BYTES, |max| {
+                max.saturating_sub(1024).clamp(4096, MAX_BATCH_BYTES)
+            }),
+            Ok(None) => MAX_BATCH_BYTES,
+            Err(e) => {
+                tracing::warn!(cluster = self.target.name(), topic = %self.topic, "DescribeConfigs failed, assuming max.message.bytes >= {MAX_BATCH_BYTES}: {e}");
+                MAX_BATCH_BYTES
+            }
+        }
     }
 
     fn apply_batch(&self, fold: &mut MapFold, batch: &RecordBatch, from: i64) {
@@ -184,15 +236,18 @@ impl MapTopic {
 
     /// Writes `maps` (source topic, partition, map), in as few Produce requests as the batch
     /// size allows, and returns once the leader acknowledged them all (`acks=all`).
-    pub async fn write(&self, maps: &[((String, i32), PartitionMap)]) -> Result<(), WireError> {
+    /// Batches are at most `max_batch_bytes` ([`MapTopic::batch_limit`]).
+    pub async fn write(&self, maps: &[((String, i32), PartitionMap)], max_batch_bytes: usize) -> Result<(), WireError> {
         if maps.is_empty() {
             return Ok(());
         }
         let records: Vec<(Vec<u8>, Vec<u8>)> = maps
             .iter()
             .map(|((topic, p), m)| {
-                let key = MapKey::new(&self.route, &self.source_cluster, topic, *p);
-                (key.encode(), encode_value(m))
+                let key = MapKey::new(&self.route, &self.source_cluster, topic, *p).encode();
+                // Room for the record's own framing and the batch header.
+                let value = encode_value(m, max_batch_bytes.saturating_sub(key.len() + 128));
+                (key, value)
             })
             .collect();
         let mut leader = self.leader(&self.target.metadata());
@@ -203,7 +258,7 @@ impl MapTopic {
         let conn = self.target.broker(leader, Purpose::Produce).await?;
         let version = conn.version_for::<ProduceRequest>(PRODUCE_MAX_VERSION)?;
         let timeout_ms = self.target.config().request_timeout.as_millis().clamp(1, 30_000) as i32;
-        for batch in encode_batches(&records, now_ms()) {
+        for batch in encode_batches(&records, now_ms(), max_batch_bytes) {
             let frame = ProduceRequestFrame {
                 transactional_id: None,
                 acks: -1,
@@ -251,6 +306,7 @@ pub struct MapWriter {
     topic: MapTopic,
     maps: Arc<OffsetMaps>,
     written: Mutex<HashMap<(String, i32), PartitionMap>>,
+    batch_limit: tokio::sync::OnceCell<usize>,
 }
 
 impl MapWriter {
@@ -259,6 +315,7 @@ impl MapWriter {
             topic,
             maps,
             written: Mutex::new(HashMap::new()),
+            batch_limit: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -278,7 +335,8 @@ impl MapWriter {
                 .cloned()
                 .collect()
         };
-        self.topic.write(&changed).await?;
+        let limit = *self.batch_limit.get_or_init(|| self.topic.batch_limit()).await;
+        self.topic.write(&changed, limit).await?;
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         for (k, m) in changed {
             written.insert(k, m);

@@ -7,8 +7,9 @@
 //!   this order (so equal maps have byte-equal keys, as compaction needs);
 //! - value: JSON `{"v":1,"map":<PartitionMap>}`; a null value (tombstone) deletes the map.
 //!
-//! A value stays below [`MAX_VALUE_BYTES`]: a map whose encoding is larger keeps fewer
-//! segments (the oldest go, so old offsets translate as [`super::Translation::BeforeMap`]).
+//! A value stays below [`MAX_VALUE_BYTES`] and the topic's `max.message.bytes`: a map whose
+//! encoding is larger keeps fewer segments (the oldest go, so old offsets translate as
+//! [`super::Translation::BeforeMap`]).
 
 use std::collections::HashMap;
 
@@ -65,13 +66,14 @@ struct Value<M> {
     map: M,
 }
 
-/// Encodes a map as a record value of at most [`MAX_VALUE_BYTES`] (dropping its oldest
-/// segments if it must).
-pub fn encode_value(map: &PartitionMap) -> Vec<u8> {
+/// Encodes a map as a record value of at most `max_bytes` (and [`MAX_VALUE_BYTES`]),
+/// dropping its oldest segments if it must.
+pub fn encode_value(map: &PartitionMap, max_bytes: usize) -> Vec<u8> {
+    let max_bytes = max_bytes.min(MAX_VALUE_BYTES);
     let encode = |map: &PartitionMap| serde_json::to_vec(&Value { v: VERSION, map }).expect("a map always serializes");
     let mut bytes = encode(map);
     let mut keep = map.segments().len();
-    while bytes.len() > MAX_VALUE_BYTES && keep > 1 {
+    while bytes.len() > max_bytes && keep > 1 {
         keep /= 2;
         bytes = encode(&map.clone().with_max_segments(keep));
     }
@@ -92,15 +94,16 @@ pub fn decode_value(bytes: &[u8]) -> Result<PartitionMap, String> {
     Ok(value.map)
 }
 
-/// Encodes `(key, value)` pairs into batches of at most about [`MAX_BATCH_BYTES`] each,
-/// uncompressed, not idempotent, timestamped `now_ms`.
-pub fn encode_batches(records: &[(Vec<u8>, Vec<u8>)], now_ms: i64) -> Vec<RecordBatch> {
+/// Encodes `(key, value)` pairs into batches of at most about `max_batch_bytes` each (a
+/// record larger than that gets a batch of its own), uncompressed, not idempotent,
+/// timestamped `now_ms`.
+pub fn encode_batches(records: &[(Vec<u8>, Vec<u8>)], now_ms: i64, max_batch_bytes: usize) -> Vec<RecordBatch> {
     let mut batches = Vec::new();
     let mut builder = BatchBuilder::new().base_timestamp(now_ms);
     let (mut size, mut count) = (0usize, 0i32);
     for (key, value) in records {
         let len = key.len() + value.len() + 32;
-        if count > 0 && size + len > MAX_BATCH_BYTES {
+        if count > 0 && size + len > max_batch_bytes {
             batches.push(builder.build());
             builder = BatchBuilder::new().base_timestamp(now_ms);
             (size, count) = (0, 0);
@@ -195,7 +198,7 @@ mod tests {
     #[test]
     fn values_round_trip() {
         let m = map_with_gaps(20);
-        let back = decode_value(&encode_value(&m)).unwrap();
+        let back = decode_value(&encode_value(&m, MAX_VALUE_BYTES)).unwrap();
         assert_eq!(back, m);
         for o in 0..=60 {
             assert_eq!(back.translate(o), m.translate(o));
@@ -212,10 +215,20 @@ mod tests {
             m.skip_to(base + i * 3 + 3);
         }
         assert_eq!(m.segments().len(), crate::offsets::map::DEFAULT_MAX_SEGMENTS);
-        let bytes = encode_value(&m);
+        let bytes = encode_value(&m, MAX_VALUE_BYTES);
         println!("a full map ({} segments): {} bytes", m.segments().len(), bytes.len());
         assert!(bytes.len() <= MAX_VALUE_BYTES, "{} bytes", bytes.len());
         assert_eq!(decode_value(&bytes).unwrap(), m, "a full map fits whole");
+        // Under a smaller limit (a topic with a small max.message.bytes) the oldest go.
+        let small = decode_value(&encode_value(&m, 20_000)).unwrap();
+        assert!(small.segments().len() < m.segments().len() / 4);
+        assert!(encode_value(&m, 20_000).len() <= 20_000);
+        let newest = m.covered_source() - 1;
+        assert_eq!(small.translate(newest), m.translate(newest), "the newest stay");
+        assert!(matches!(
+            small.translate(m.origin()),
+            crate::offsets::Translation::BeforeMap { .. }
+        ));
     }
 
     #[test]
@@ -224,7 +237,7 @@ mod tests {
         let records: Vec<(Vec<u8>, Vec<u8>)> = (0..5)
             .map(|i| (MapKey::new("r", "s", "t", i).encode(), big.clone()))
             .collect();
-        let batches = encode_batches(&records, 1000);
+        let batches = encode_batches(&records, 1000, MAX_BATCH_BYTES);
         assert_eq!(batches.len(), 3, "two 300 KiB records per batch");
         let mut fold = Vec::new();
         for b in &batches {
@@ -235,6 +248,11 @@ mod tests {
             }
         }
         assert_eq!(fold, [0, 1, 2, 3, 4]);
+        assert_eq!(
+            encode_batches(&records, 1000, 1024).len(),
+            5,
+            "one oversized record per batch"
+        );
     }
 
     #[test]
@@ -242,15 +260,15 @@ mod tests {
         let (a, b) = (map_with_gaps(1), map_with_gaps(2));
         let key = |route: &str, p| MapKey::new(route, "src", "t", p).encode();
         let mut fold = MapFold::new("r", "src");
-        fold.apply(0, Some(&key("r", 0)), Some(&encode_value(&a)));
-        fold.apply(1, Some(&key("r", 0)), Some(&encode_value(&b)));
-        fold.apply(2, Some(&key("other", 0)), Some(&encode_value(&a)));
+        fold.apply(0, Some(&key("r", 0)), Some(&encode_value(&a, MAX_VALUE_BYTES)));
+        fold.apply(1, Some(&key("r", 0)), Some(&encode_value(&b, MAX_VALUE_BYTES)));
+        fold.apply(2, Some(&key("other", 0)), Some(&encode_value(&a, MAX_VALUE_BYTES)));
         fold.apply(
             3,
             Some(&MapKey::new("r", "elsewhere", "t", 0).encode()),
-            Some(&encode_value(&a)),
+            Some(&encode_value(&a, MAX_VALUE_BYTES)),
         );
-        fold.apply(4, Some(&key("r", 1)), Some(&encode_value(&a)));
+        fold.apply(4, Some(&key("r", 1)), Some(&encode_value(&a, MAX_VALUE_BYTES)));
         fold.apply(5, Some(&key("r", 1)), None);
         fold.apply(6, Some(&key("r", 2)), Some(b"not json"));
         fold.apply(7, None, Some(b"no key"));
