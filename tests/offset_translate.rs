@@ -263,6 +263,18 @@ fn translations_are_exact_and_survive_sigkill_and_restart() {
 
     let first = translate_until_exact(&config);
     assert_same_records(&first, &src, &dst, committed);
+    let table = Command::new(env!("CARGO_BIN_EXE_kferry"))
+        .args(["offsets", "translate", "--route", "ot", "--group", GROUP, "--config"])
+        .arg(&config)
+        .output()
+        .expect("run kferry offsets translate");
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.starts_with("TOPIC"), "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.ends_with("  exact")).count(),
+        committed,
+        "{table}"
+    );
     let shifted = answers(&first)
         .iter()
         .filter(|r| r.0 == TXN && r.3 != Some(r.2))

@@ -544,5 +544,42 @@ mod tests {
             }
             proptest::prop_assert_eq!(m.translate(source + 1), Translation::HeldBack { replicated_to: source });
         }
+
+        /// A map reloaded after a restart and resumed at an earlier position that the
+        /// target agrees with (restart reconciliation resends from there) ends, once the same
+        /// batches are acknowledged again, with the same answers as the map that never
+        /// stopped.
+        #[test]
+        fn resuming_earlier_and_replaying_gives_the_same_answers(
+            steps in proptest::collection::vec((1i64..5, 0i64..3), 1..30),
+            at in 0usize..30,
+        ) {
+            // (source start, records, target start, skipped after) of every batch.
+            let mut batches = Vec::new();
+            let (mut source, mut target) = (0i64, 0i64);
+            for (records, skipped) in steps {
+                batches.push((source, records, target, skipped));
+                source += records + skipped;
+                target += records;
+            }
+            let apply = |m: &mut PartitionMap, b: &[(i64, i64, i64, i64)]| {
+                for &(s, n, t, skip) in b {
+                    m.record(&[(s, n)], Some(t), s + n);
+                    if skip > 0 {
+                        m.skip_to(s + n + skip);
+                    }
+                }
+            };
+            let mut whole = PartitionMap::starting_at(0, Some(0));
+            apply(&mut whole, &batches);
+            let at = at.min(batches.len());
+            let (resume_source, resume_target) = batches.get(at).map_or((source, target), |b| (b.0, b.2));
+            let mut resumed = whole.clone();
+            resumed.resume(resume_source, Some(resume_target));
+            apply(&mut resumed, &batches[at..]);
+            for o in 0..=source + 1 {
+                proptest::prop_assert_eq!(resumed.translate(o), whole.translate(o), "offset {}", o);
+            }
+        }
     }
 }
