@@ -82,6 +82,17 @@ impl Translation {
     }
 }
 
+/// See [`PartitionMap::fingerprint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    origin: i64,
+    covered_source: i64,
+    covered_target: Option<i64>,
+    tail_known: bool,
+    segments: usize,
+    last: Option<Segment>,
+}
+
 /// The offset map of one source partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionMap {
@@ -139,6 +150,21 @@ impl PartitionMap {
 
     pub fn segments(&self) -> impl ExactSizeIterator<Item = &Segment> {
         self.segments.iter()
+    }
+
+    /// A cheap summary that changes whenever the map does through [`PartitionMap::record`],
+    /// [`PartitionMap::skip_to`], [`PartitionMap::forget_until`] and
+    /// [`PartitionMap::resume`] (each moves the covered position or the last segment), so
+    /// that a writer can tell which maps changed without keeping copies.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint {
+            origin: self.origin,
+            covered_source: self.covered_source,
+            covered_target: self.covered_target,
+            tail_known: self.tail_known,
+            segments: self.segments.len(),
+            last: self.segments.back().copied(),
+        }
     }
 
     /// Records an acknowledged batch: `runs` are its records' source offsets as
@@ -429,6 +455,28 @@ mod tests {
         assert_eq!(m.translate(10), exact(7));
         assert!(matches!(m.translate(1), Translation::BeforeMap { .. }));
         assert_eq!(m.translate(9), exact(6));
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_every_step() {
+        let mut m = PartitionMap::starting_at(0, Some(0));
+        let mut seen = vec![m.fingerprint()];
+        m.record(&[(0, 3)], Some(0), 3);
+        seen.push(m.fingerprint());
+        m.record(&[(3, 3)], Some(3), 6); // merges into the same segment
+        seen.push(m.fingerprint());
+        m.skip_to(7);
+        seen.push(m.fingerprint());
+        m.forget_until(9);
+        seen.push(m.fingerprint());
+        m.resume(8, Some(6));
+        seen.push(m.fingerprint());
+        for (i, a) in seen.iter().enumerate() {
+            assert!(seen[i + 1..].iter().all(|b| b != a), "step {i} repeats a fingerprint");
+        }
+        let before = m.fingerprint();
+        m.skip_to(8);
+        assert_eq!(m.fingerprint(), before, "no change, same fingerprint");
     }
 
     #[test]

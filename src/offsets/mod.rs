@@ -17,7 +17,7 @@ pub mod translate;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-pub use map::{PartitionMap, Segment, Translation};
+pub use map::{Fingerprint, PartitionMap, Segment, Translation};
 pub use persist::{MapTopic, MapWriter, DEFAULT_TOPIC};
 pub use translate::{translate_group, GroupOffset};
 
@@ -71,6 +71,14 @@ impl OffsetMaps {
             Some(map) => map.lock().unwrap_or_else(|e| e.into_inner()).translate(source_offset),
             None => Translation::Unknown,
         }
+    }
+
+    /// Every map's shared handle, sorted by topic and partition.
+    pub fn shared(&self) -> Vec<((String, i32), SharedMap)> {
+        let maps = self.maps.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = maps.iter().map(|(k, m)| (k.clone(), Arc::clone(m))).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// A copy of every map, sorted by topic and partition.

@@ -16,7 +16,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ProduceRequest;
 use kafka_protocol::protocol::Request;
 
-use super::map::PartitionMap;
+use super::map::{Fingerprint, PartitionMap};
 use super::store::{encode_batches, encode_value, MapFold, MapKey, MAX_BATCH_BYTES};
 use super::OffsetMaps;
 use crate::batch::{decode_batch, BlobIter, RecordBatch};
@@ -305,7 +305,8 @@ fn now_ms() -> i64 {
 pub struct MapWriter {
     topic: MapTopic,
     maps: Arc<OffsetMaps>,
-    written: Mutex<HashMap<(String, i32), PartitionMap>>,
+    /// The fingerprint of each map as last written.
+    written: Mutex<HashMap<(String, i32), Fingerprint>>,
     batch_limit: tokio::sync::OnceCell<usize>,
 }
 
@@ -326,21 +327,25 @@ impl MapWriter {
     /// Writes every map that changed since the last successful write and returns, for every
     /// map, the acknowledged source position it now covers on the topic.
     pub async fn write_changed(&self) -> Result<HashMap<(String, i32), i64>, WireError> {
-        let snapshot = self.maps.snapshot();
-        let changed: Vec<((String, i32), PartitionMap)> = {
+        let mut covered = HashMap::new();
+        let mut changed: Vec<((String, i32), PartitionMap)> = Vec::new();
+        let mut fingerprints = Vec::new();
+        {
             let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-            snapshot
-                .iter()
-                .filter(|(k, m)| written.get(k) != Some(m))
-                .cloned()
-                .collect()
-        };
+            for (key, shared) in self.maps.shared() {
+                let map = shared.lock().unwrap_or_else(|e| e.into_inner());
+                covered.insert(key.clone(), map.covered_source());
+                let print = map.fingerprint();
+                if written.get(&key) != Some(&print) {
+                    changed.push((key.clone(), map.clone()));
+                    fingerprints.push((key, print));
+                }
+            }
+        }
         let limit = *self.batch_limit.get_or_init(|| self.topic.batch_limit()).await;
         self.topic.write(&changed, limit).await?;
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        for (k, m) in changed {
-            written.insert(k, m);
-        }
-        Ok(snapshot.into_iter().map(|(k, m)| (k, m.covered_source())).collect())
+        written.extend(fingerprints);
+        Ok(covered)
     }
 }
