@@ -112,6 +112,9 @@ pub struct RouteSection {
     /// Source records deleted before they were replicated: "fail" (default) or "resume-earliest".
     #[serde(rename = "on.data.loss", default = "default_fail")]
     pub on_data_loss: String,
+    /// The compacted topic on the target that holds the route's offset maps.
+    #[serde(rename = "offset.map.topic", default = "default_offset_map_topic")]
+    pub offset_map_topic: String,
 }
 
 /// The whole file.
@@ -147,6 +150,9 @@ fn default_request_timeout_ms() -> u64 {
 }
 fn default_connect_timeout_ms() -> u64 {
     10_000
+}
+fn default_offset_map_topic() -> String {
+    crate::offsets::DEFAULT_TOPIC.to_string()
 }
 fn default_reset() -> String {
     "earliest".to_string()
@@ -380,6 +386,9 @@ impl Config {
                     return Err((key(field), format!("must be between 1 and {}", i32::MAX)));
                 }
             }
+            if r.offset_map_topic.is_empty() {
+                return Err((key("offset.map.topic"), "must not be empty".to_string()));
+            }
             if r.commit_interval_ms == 0 {
                 return Err((key("commit.interval.ms"), "must be at least 1".to_string()));
             }
@@ -545,6 +554,7 @@ impl Config {
                 rc.corrupt = parse_corrupt(&r.corrupt_batch).unwrap_or(CorruptPolicy::Fail);
                 rc.on_data_loss = DataLossPolicy::parse(&r.on_data_loss).unwrap_or(DataLossPolicy::Fail);
                 rc.partition_mapping = parse_mapping(&r.partition_mapping).unwrap_or(PartitionMapping::Identity);
+                rc.offset_map_topic = r.offset_map_topic.clone();
                 rc
             })
             .collect()
@@ -720,6 +730,18 @@ topics = ["orders.*"]
         assert!(load_str(GOOD).unwrap().route_configs()[0].process_memory_cap.is_none());
         let bad = load_str(&format!("{GOOD}\"buffer.memory\" = \"lots\"\n")).unwrap_err();
         assert!(bad.to_string().contains("lots"), "{bad}");
+    }
+
+    #[test]
+    fn offset_map_topic_has_a_default_and_must_not_be_empty() {
+        assert_eq!(
+            load_str(GOOD).unwrap().route_configs()[0].offset_map_topic,
+            "kferry-offset-maps"
+        );
+        let named = load_str(&format!("{GOOD}\"offset.map.topic\" = \"route-maps\"\n")).unwrap();
+        assert_eq!(named.route_configs()[0].offset_map_topic, "route-maps");
+        let e = load_str(&format!("{GOOD}\"offset.map.topic\" = \"\"\n")).unwrap_err();
+        assert_eq!(e.key, "routes[0].offset.map.topic");
     }
 
     #[test]

@@ -82,6 +82,17 @@ impl Translation {
     }
 }
 
+/// See [`PartitionMap::fingerprint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    origin: i64,
+    covered_source: i64,
+    covered_target: Option<i64>,
+    tail_known: bool,
+    segments: usize,
+    last: Option<Segment>,
+}
+
 /// The offset map of one source partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionMap {
@@ -139,6 +150,21 @@ impl PartitionMap {
 
     pub fn segments(&self) -> impl ExactSizeIterator<Item = &Segment> {
         self.segments.iter()
+    }
+
+    /// A cheap summary that changes whenever the map does through [`PartitionMap::record`],
+    /// [`PartitionMap::skip_to`], [`PartitionMap::forget_until`] and
+    /// [`PartitionMap::resume`] (each moves the covered position or the last segment), so
+    /// that a writer can tell which maps changed without keeping copies.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint {
+            origin: self.origin,
+            covered_source: self.covered_source,
+            covered_target: self.covered_target,
+            tail_known: self.tail_known,
+            segments: self.segments.len(),
+            last: self.segments.back().copied(),
+        }
     }
 
     /// Records an acknowledged batch: `runs` are its records' source offsets as
@@ -221,6 +247,56 @@ impl PartitionMap {
                 }
             }
         }
+    }
+
+    /// Reconciles a persisted map with the position replication resumes from after a restart:
+    /// source offset `source_next`, the target's next offset `target_next` (what restart
+    /// reconciliation found).
+    ///
+    /// - At the map's own position: nothing changes.
+    /// - Past it (batches reached the target after the map was written): the offsets between
+    ///   translate at least once; records from `source_next` on are exact again.
+    /// - Before it (the map knew more than the target kept): mappings at or after
+    ///   `source_next`, and any pointing at or past `target_next`, are dropped, since those
+    ///   records are replicated again and get new target offsets.
+    /// - Before the map's origin: the map starts over there.
+    pub fn resume(&mut self, source_next: i64, target_next: Option<i64>) {
+        if source_next < self.origin {
+            *self = PartitionMap::starting_at(source_next, target_next).with_max_segments(self.max_segments);
+            return;
+        }
+        let expected = self.translate(source_next);
+        self.truncate_source(source_next);
+        let cut_target = target_next.is_some_and(|t| self.truncate_target(t));
+        self.covered_source = source_next;
+        self.covered_target = target_next;
+        self.tail_known = !cut_target && target_next.is_some_and(|t| expected == Translation::Exact { target: t });
+    }
+
+    /// Drops the mappings of source offsets at or after `source`.
+    fn truncate_source(&mut self, source: i64) {
+        while self.segments.back().is_some_and(|s| s.source_start >= source) {
+            self.segments.pop_back();
+        }
+        if let Some(last) = self.segments.back_mut() {
+            last.source_end = last.source_end.min(source);
+        }
+    }
+
+    /// Drops the mappings to target offsets at or after `target`; true if any was dropped.
+    fn truncate_target(&mut self, target: i64) -> bool {
+        let mut cut = false;
+        while self.segments.back().is_some_and(|s| s.target_start >= target) {
+            self.segments.pop_back();
+            cut = true;
+        }
+        if let Some(last) = self.segments.back_mut() {
+            if last.target_end() > target {
+                last.source_end = last.source_start + (target - last.target_start);
+                cut = true;
+            }
+        }
+        cut
     }
 
     /// Translates a committed source offset (the next record to read) to the target.
@@ -382,6 +458,28 @@ mod tests {
     }
 
     #[test]
+    fn the_fingerprint_changes_with_every_step() {
+        let mut m = PartitionMap::starting_at(0, Some(0));
+        let mut seen = vec![m.fingerprint()];
+        m.record(&[(0, 3)], Some(0), 3);
+        seen.push(m.fingerprint());
+        m.record(&[(3, 3)], Some(3), 6); // merges into the same segment
+        seen.push(m.fingerprint());
+        m.skip_to(7);
+        seen.push(m.fingerprint());
+        m.forget_until(9);
+        seen.push(m.fingerprint());
+        m.resume(8, Some(6));
+        seen.push(m.fingerprint());
+        for (i, a) in seen.iter().enumerate() {
+            assert!(seen[i + 1..].iter().all(|b| b != a), "step {i} repeats a fingerprint");
+        }
+        let before = m.fingerprint();
+        m.skip_to(8);
+        assert_eq!(m.fingerprint(), before, "no change, same fingerprint");
+    }
+
+    #[test]
     fn survives_a_json_round_trip() {
         let mut m = PartitionMap::starting_at(0, Some(0));
         m.record(&[(0, 3)], Some(0), 3);
@@ -389,6 +487,82 @@ mod tests {
         let back: PartitionMap = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(back, m);
         assert_eq!(back.translate(3), exact(3));
+    }
+
+    /// Ten records, a marker at 10, five records: two segments, covered up to 16.
+    fn sample() -> PartitionMap {
+        let mut m = PartitionMap::starting_at(0, Some(0));
+        m.record(&[(0, 10)], Some(0), 10);
+        m.skip_to(11);
+        m.record(&[(11, 5)], Some(10), 16);
+        m
+    }
+
+    #[test]
+    fn resuming_at_the_maps_own_position_changes_nothing() {
+        let mut m = sample();
+        m.resume(16, Some(15));
+        assert_eq!(m, sample());
+        m.record(&[(16, 4)], Some(15), 20);
+        assert_eq!(m.segments().len(), 2, "the next batch still merges");
+        assert_eq!(m.translate(18), exact(17));
+    }
+
+    #[test]
+    fn resuming_past_the_map_makes_the_offsets_between_at_least_once() {
+        let mut m = sample();
+        // 16..20 reached the target (at 15..19) after the map was written.
+        m.resume(20, Some(19));
+        assert_eq!(m.translate(13), exact(12), "older records stay exact");
+        assert_eq!(m.translate(17), Translation::AtLeastOnce { target: 15 });
+        m.record(&[(20, 5)], Some(19), 25);
+        assert_eq!(m.translate(20), exact(19));
+        assert_eq!(m.translate(24), exact(23));
+        assert_eq!(m.translate(18), Translation::AtLeastOnce { target: 15 });
+    }
+
+    #[test]
+    fn resuming_before_the_map_truncates_and_replays_to_the_same_answers() {
+        let mut m = sample();
+        // The target kept everything, reconciliation resumed inside the second segment.
+        m.resume(13, Some(12));
+        assert_eq!(m.covered_source(), 13);
+        assert_eq!(m.translate(14), Translation::HeldBack { replicated_to: 13 });
+        m.record(&[(13, 3)], Some(12), 16);
+        for o in 0..=16 {
+            assert_eq!(m.translate(o), sample().translate(o), "offset {o}");
+        }
+    }
+
+    #[test]
+    fn resuming_where_the_target_lost_records_drops_their_mappings() {
+        let mut m = sample();
+        // The map says 0..10 -> 0..10, 11..16 -> 10..15, but the target ends at 7 and
+        // replication restarts from source offset 7.
+        m.resume(7, Some(7));
+        assert_eq!(m.translate(5), exact(5));
+        assert_eq!(m.translate(7), exact(7));
+        m.record(&[(7, 3)], Some(7), 10);
+        m.skip_to(11);
+        m.record(&[(11, 5)], Some(10), 16);
+        for o in 0..=16 {
+            assert_eq!(m.translate(o), sample().translate(o), "offset {o}");
+        }
+        // Source resumes at 13, but the target only holds 0..7: mappings to 7.. are dropped
+        // and the records between translate at least once.
+        let mut lost = sample();
+        lost.resume(13, Some(7));
+        assert_eq!(lost.translate(6), exact(6));
+        assert_eq!(lost.translate(9), Translation::AtLeastOnce { target: 7 });
+        assert!(lost.segments().all(|s| s.target_end() <= 7));
+    }
+
+    #[test]
+    fn resuming_before_the_origin_starts_over() {
+        let mut m = PartitionMap::starting_at(100, Some(50));
+        m.record(&[(100, 10)], Some(50), 110);
+        m.resume(40, Some(0));
+        assert_eq!(m, PartitionMap::starting_at(40, Some(0)));
     }
 
     proptest::proptest! {
@@ -417,6 +591,43 @@ mod tests {
                 proptest::prop_assert_eq!(m.translate(o), Translation::Exact { target: expected }, "offset {}", o);
             }
             proptest::prop_assert_eq!(m.translate(source + 1), Translation::HeldBack { replicated_to: source });
+        }
+
+        /// A map reloaded after a restart and resumed at an earlier position that the
+        /// target agrees with (restart reconciliation resends from there) ends, once the same
+        /// batches are acknowledged again, with the same answers as the map that never
+        /// stopped.
+        #[test]
+        fn resuming_earlier_and_replaying_gives_the_same_answers(
+            steps in proptest::collection::vec((1i64..5, 0i64..3), 1..30),
+            at in 0usize..30,
+        ) {
+            // (source start, records, target start, skipped after) of every batch.
+            let mut batches = Vec::new();
+            let (mut source, mut target) = (0i64, 0i64);
+            for (records, skipped) in steps {
+                batches.push((source, records, target, skipped));
+                source += records + skipped;
+                target += records;
+            }
+            let apply = |m: &mut PartitionMap, b: &[(i64, i64, i64, i64)]| {
+                for &(s, n, t, skip) in b {
+                    m.record(&[(s, n)], Some(t), s + n);
+                    if skip > 0 {
+                        m.skip_to(s + n + skip);
+                    }
+                }
+            };
+            let mut whole = PartitionMap::starting_at(0, Some(0));
+            apply(&mut whole, &batches);
+            let at = at.min(batches.len());
+            let (resume_source, resume_target) = batches.get(at).map_or((source, target), |b| (b.0, b.2));
+            let mut resumed = whole.clone();
+            resumed.resume(resume_source, Some(resume_target));
+            apply(&mut resumed, &batches[at..]);
+            for o in 0..=source + 1 {
+                proptest::prop_assert_eq!(resumed.translate(o), whole.translate(o), "offset {}", o);
+            }
         }
     }
 }

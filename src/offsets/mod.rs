@@ -4,14 +4,22 @@
 //! - [`map`]: the sans-I/O map of one partition ([`PartitionMap`]) and what a translation
 //!   means ([`Translation`]);
 //! - [`OffsetMaps`]: the maps of one route, shared by its sinks (which record) and by
-//!   readers (group offset sync, `kferry offsets translate`, persistence).
+//!   readers (group offset sync, `kferry offsets translate`, persistence);
+//! - [`store`]: the record format of the offset-map topic (sans-I/O), [`persist`]: reading
+//!   and writing it on the target cluster;
+//! - [`translate`]: a consumer group's committed offsets, translated.
 
 pub mod map;
+pub mod persist;
+pub mod store;
+pub mod translate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-pub use map::{PartitionMap, Segment, Translation};
+pub use map::{Fingerprint, PartitionMap, Segment, Translation};
+pub use persist::{MapTopic, MapWriter, DEFAULT_TOPIC};
+pub use translate::{translate_group, GroupOffset};
 
 /// One partition's map, shared between its sink and readers.
 pub type SharedMap = Arc<Mutex<PartitionMap>>;
@@ -47,6 +55,15 @@ impl OffsetMaps {
         maps.get(&(topic.to_string(), partition)).cloned()
     }
 
+    /// A registry holding `maps` (e.g. loaded from the offset-map topic).
+    pub fn from_maps(maps: impl IntoIterator<Item = ((String, i32), PartitionMap)>) -> Arc<OffsetMaps> {
+        let registry = OffsetMaps::new();
+        for ((topic, partition), map) in maps {
+            registry.insert(&topic, partition, map);
+        }
+        registry
+    }
+
     /// Translates a committed source offset; [`Translation::Unknown`] for a partition
     /// without a map.
     pub fn translate(&self, topic: &str, partition: i32, source_offset: i64) -> Translation {
@@ -54,6 +71,14 @@ impl OffsetMaps {
             Some(map) => map.lock().unwrap_or_else(|e| e.into_inner()).translate(source_offset),
             None => Translation::Unknown,
         }
+    }
+
+    /// Every map's shared handle, sorted by topic and partition.
+    pub fn shared(&self) -> Vec<((String, i32), SharedMap)> {
+        let maps = self.maps.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = maps.iter().map(|(k, m)| (k.clone(), Arc::clone(m))).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// A copy of every map, sorted by topic and partition.

@@ -107,6 +107,8 @@ pub struct RouteConfig {
     pub partition_mapping: PartitionMapping,
     /// What to do when the source deleted records before they were replicated.
     pub on_data_loss: DataLossPolicy,
+    /// `offset.map.topic`: the compacted topic on the target holding the offset maps.
+    pub offset_map_topic: String,
 }
 
 /// How a route maps source partitions to target partitions.
@@ -175,6 +177,7 @@ impl RouteConfig {
             corrupt: CorruptPolicy::Fail,
             partition_mapping: PartitionMapping::Identity,
             on_data_loss: DataLossPolicy::Fail,
+            offset_map_topic: crate::offsets::DEFAULT_TOPIC.to_string(),
         }
     }
 

@@ -13,6 +13,11 @@
 //! never behind the source-side one, which is what reconciliation needs.
 //!
 //! A position is committed only after the target acknowledged every batch below it.
+//!
+//! Each round first writes the route's offset maps that changed to the offset-map topic on
+//! the target ([`crate::offsets::MapWriter`]), and commits a partition's position only if
+//! the map just written covers it: the persisted map is never behind the committed progress,
+//! so a restart resumes a map that knows every record below its resume position.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +26,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::partition::{Acked, PartitionShared};
+use crate::offsets::MapWriter;
 use crate::wire::{Cluster, CommittedOffset};
 
 const PREFIX: &str = "kferry/1";
@@ -55,6 +61,8 @@ pub struct ProgressStore {
     pub source: Arc<Cluster>,
     pub target: Arc<Cluster>,
     pub group: String,
+    /// Writes the route's offset maps before each commit (`None`: not persisted).
+    pub maps: Option<Arc<MapWriter>>,
 }
 
 /// Commits changed positions every `interval` until `stop`.
@@ -77,20 +85,40 @@ pub async fn run_checkpointer(
     }
 }
 
-/// Commits the positions that moved since the last successful commit: first the target
-/// offsets on the target cluster, then (only if that worked) the source offsets.
+/// Commits the positions that moved since the last successful commit: first the offset
+/// maps, then the target offsets on the target cluster, then (only if both worked) the
+/// source offsets.
 pub async fn commit_changed(
     store: &ProgressStore,
     partitions: &[Arc<PartitionShared>],
     committed: &mut HashMap<(String, i32), Acked>,
 ) -> bool {
-    let changed: Vec<(&PartitionShared, Acked)> = partitions
+    let mut changed: Vec<(&PartitionShared, Acked)> = partitions
         .iter()
         .map(|p| (p.as_ref(), p.acked()))
         .filter(|(p, a)| committed.get(&(p.source_topic.clone(), p.partition)) != Some(a))
         .collect();
     if changed.is_empty() {
         return true;
+    }
+    if let Some(maps) = &store.maps {
+        // Positions were read before the maps: a sink records its map right after it moves
+        // the position, so a map can lag only by the batch acknowledged in between; that
+        // partition's position waits for the next round.
+        match maps.write_changed().await {
+            Ok(covered) => changed.retain(|(p, a)| {
+                covered
+                    .get(&(p.source_topic.clone(), p.partition))
+                    .map_or(true, |&c| c >= a.source_next)
+            }),
+            Err(e) => {
+                tracing::warn!(group = %store.group, "writing the offset maps failed, progress waits: {e}");
+                return false;
+            }
+        }
+        if changed.is_empty() {
+            return true;
+        }
     }
     let group = store.group.as_str();
     let target_offsets: Vec<(String, i32, CommittedOffset)> = changed

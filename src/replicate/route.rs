@@ -26,7 +26,7 @@ use super::router::{run_router, RouterContext};
 use super::sink::{run_sink, SinkContext};
 use super::slowpath::SlowPathOptions;
 use super::{PartitionMapping, RouteConfig, StartPosition, TopicFilter};
-use crate::offsets::{OffsetMaps, PartitionMap};
+use crate::offsets::{MapTopic, MapWriter, OffsetMaps, PartitionMap};
 use crate::wire::admin::TopicPartition;
 use crate::wire::fetch::{FetchParams, READ_COMMITTED};
 use crate::wire::{Cluster, NewTopic, WireError, EARLIEST, LATEST};
@@ -300,6 +300,14 @@ pub async fn start_route(
     let offset_maps = OffsetMaps::new();
     let layouts = topic_layouts(cfg, &source, &target, &topics).await?;
     let resumed = resume_route(cfg, &source, &target, &layouts).await?;
+    let map_topic = MapTopic {
+        target: target.clone(),
+        topic: cfg.offset_map_topic.clone(),
+        route: route.clone(),
+        source_cluster: cfg.source.clone(),
+    };
+    map_topic.ensure().await.map_err(wire)?;
+    let mut persisted_maps = map_topic.load().await.map_err(wire)?;
     for (layout, resumed) in layouts.iter().zip(resumed) {
         let TopicLayout {
             topic,
@@ -366,7 +374,13 @@ pub async fn start_route(
                     spawn_supervised(&mut sinks, part.clone(), task);
                 }
                 None => {
-                    let map = PartitionMap::starting_at(acked.source_next, acked.target_next);
+                    let map = match persisted_maps.remove(&(topic.clone(), partition)) {
+                        Some(mut map) => {
+                            map.resume(acked.source_next, acked.target_next);
+                            map
+                        }
+                        None => PartitionMap::starting_at(acked.source_next, acked.target_next),
+                    };
                     let map = offset_maps.insert(topic, partition, map);
                     let task = run_sink(sink_ctx.clone(), part.clone(), Some(map), rx, stop_rx.clone());
                     spawn_supervised(&mut sinks, part.clone(), task);
@@ -413,6 +427,7 @@ pub async fn start_route(
         source: source.clone(),
         target: target.clone(),
         group: cfg.group_id.clone(),
+        maps: Some(Arc::new(MapWriter::new(map_topic, offset_maps.clone()))),
     });
     background.spawn(run_checkpointer(
         progress.clone(),

@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod local;
 mod metrics;
+mod offsets;
 mod run;
 mod status;
 
@@ -74,6 +75,9 @@ enum Command {
     /// Load generator, end-to-end throughput against a baseline, and latency.
     #[command(subcommand)]
     Bench(Box<bench::BenchCommand>),
+    /// Consumer-group offsets across a route: translate them with the persisted offset maps.
+    #[command(subcommand)]
+    Offsets(offsets::OffsetsCommand),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
             Command::Status { config, route, json } => status::status(&config, route.as_deref(), json).await,
             Command::Demo(args) => demo::demo(args).await,
             Command::Bench(command) => bench::bench(*command).await,
+            Command::Offsets(command) => offsets::offsets(command).await,
         }
     });
     match result {
