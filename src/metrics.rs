@@ -1,19 +1,34 @@
-//! Prometheus metrics: a snapshot of every route's partition status rendered in the text
-//! exposition format (version 0.0.4).
+//! Prometheus metrics through the [`metrics`] crate and its Prometheus exporter
+//! (`metrics-exporter-prometheus`), in the text exposition format (version 0.0.4).
 //!
-//! Sans-I/O: [`render`] takes a [`Snapshot`] and returns the text; [`snapshot`] reads one from
-//! a [`Running`] (atomics and mutexes, no sockets). The `kferry` binary serves it on
-//! `GET /metrics`; an embedding application can serve it however it likes. Metrics are pulled
-//! from the state the engine keeps anyway, so a scrape costs nothing between scrapes.
+//! Two kinds of metrics:
+//!
+//! - **Pulled** at scrape time: [`snapshot`] reads every route's partition status (atomics
+//!   and mutexes the engine keeps anyway) and [`publish`] writes it into the current
+//!   recorder (counters with `absolute`, gauges with `set`). Nothing on the data path counts
+//!   these twice, and they cost nothing between scrapes.
+//! - **Recorded** when they happen ([`events`]): errors by kind, the replication latency of
+//!   each acknowledged batch, broker request latencies. Hot paths hold pre-registered
+//!   handles; they go to the global recorder, so install it before starting routes.
+//!
+//! The `kferry` binary calls [`install`] and serves [`render`] on `GET /metrics`. An
+//! embedding application does the same with its own HTTP server, or installs any other
+//! `metrics` recorder and calls [`describe`] once and [`publish`] before each export.
 //! Every metric is described in `docs/metrics.md`.
 //!
 //! References: <https://prometheus.io/docs/instrumenting/exposition_formats/>,
 //! <https://prometheus.io/docs/practices/naming/>.
 
-use std::fmt::Write;
+pub mod events;
+mod summary;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Label, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+pub use metrics_exporter_prometheus::{BuildError, PrometheusHandle, PrometheusRecorder};
 
 use crate::replicate::{HeartbeatLatency, PartitionStatus, PathCount, PathCounts};
 use crate::Running;
+use events::ErrorKind;
 
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -31,7 +46,7 @@ pub struct RouteSnapshot {
     pub heartbeat: Option<HeartbeatLatency>,
 }
 
-/// Everything one scrape renders.
+/// Everything one scrape publishes.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub routes: Vec<RouteSnapshot>,
@@ -188,177 +203,156 @@ fn paths(c: &PathCounts) -> [(&'static str, PathCount); 12] {
     ]
 }
 
-/// Renders a snapshot in the Prometheus text format: each family once, with `# HELP` and
-/// `# TYPE`, then its samples.
-pub fn render(s: &Snapshot) -> String {
-    let mut out = Exposition::default();
-    for (name, kind, help, value) in PARTITION_FAMILIES {
-        out.family(name, kind, help);
-        for (r, p) in partitions(s) {
-            out.sample(name, &partition_labels(r, p, None), value(p));
-        }
-    }
-    for (name, kind, help, value) in OPTIONAL_FAMILIES {
-        out.family(name, kind, help);
-        for (r, p) in partitions(s) {
-            if let Some(v) = value(p) {
-                out.sample(name, &partition_labels(r, p, None), v);
-            }
-        }
-    }
-    type PathValue = fn(&PathCount) -> u64;
-    let path_families: [(&str, &str, PathValue); 2] = [
-        (
-            "kferry_path_batches_total",
-            "Source batches by the path they took (fast path, slow paths, or not forwarded).",
-            |c| c.batches,
-        ),
-        (
-            "kferry_path_bytes_total",
-            "Source bytes by the path their batch took.",
-            |c| c.bytes,
-        ),
+
+const PATH_BATCHES: &str = "kferry_path_batches_total";
+const PATH_BYTES: &str = "kferry_path_bytes_total";
+const ROUTE_BUFFERED: &str = "kferry_route_buffered_bytes";
+const PROCESS_BUFFERED: &str = "kferry_buffered_bytes";
+const BUFFER_MEMORY: &str = "kferry_buffer_memory_bytes";
+const HEARTBEAT_LAST: &str = "kferry_heartbeat_last_latency_seconds";
+
+/// A Prometheus builder with kferry's histogram buckets, and no HTTP listener (the
+/// `http-listener` feature is off: the caller serves [`PrometheusHandle::render`]).
+pub fn builder() -> PrometheusBuilder {
+    let buckets = [
+        (events::REPLICATION_LATENCY, events::REPLICATION_BUCKETS),
+        (events::REQUEST_LATENCY, events::REQUEST_BUCKETS),
     ];
-    for (name, help, value) in path_families {
-        out.family(name, "counter", help);
-        for (r, p) in partitions(s) {
-            for (path, count) in paths(&p.paths) {
-                out.sample(name, &partition_labels(r, p, Some(path)), value(&count) as f64);
-            }
+    buckets.into_iter().fold(PrometheusBuilder::new(), |b, (name, bounds)| {
+        b.set_buckets_for_metric(Matcher::Full(name.to_string()), bounds)
+            .expect("bucket bounds are not empty")
+    })
+}
+
+/// Installs kferry's Prometheus recorder as the process's global `metrics` recorder and
+/// describes every family. Call it before starting routes (hot paths register their handles
+/// with the recorder installed when they start), once per process.
+pub fn install() -> Result<PrometheusHandle, BuildError> {
+    let handle = builder().install_recorder()?;
+    describe();
+    Ok(handle)
+}
+
+/// Publishes `s` into the current recorder and renders everything `handle` holds, plus the
+/// heartbeat latency summaries (quantiles kferry computes itself, so they are not
+/// `metrics` histograms). `handle` must belong to the current recorder (the one [`install`]
+/// installed).
+pub fn render(handle: &PrometheusHandle, s: &Snapshot) -> String {
+    publish(s);
+    let mut text = handle.render();
+    summary::render_heartbeats(&mut text, s);
+    text
+}
+
+/// Gives every family its `# HELP` text (and unit) in the current recorder.
+pub fn describe() {
+    let partition = PARTITION_FAMILIES.iter().map(|(n, k, h, _)| (*n, *k, *h));
+    let optional = OPTIONAL_FAMILIES.iter().map(|(n, k, h, _)| (*n, *k, *h));
+    for (name, kind, help) in partition.chain(optional) {
+        match kind {
+            "counter" => describe_counter!(name, help),
+            _ => describe_gauge!(name, help),
         }
     }
-    out.family(
-        "kferry_route_buffered_bytes",
-        "gauge",
-        "Bytes of fetched data the route holds (reserved in its buffer.memory).",
+    describe_counter!(
+        PATH_BATCHES,
+        Unit::Count,
+        "Source batches by the path they took (fast path, slow paths, or not forwarded)."
     );
+    describe_counter!(PATH_BYTES, Unit::Bytes, "Source bytes by the path their batch took.");
+    describe_gauge!(
+        ROUTE_BUFFERED,
+        Unit::Bytes,
+        "Bytes of fetched data the route holds (reserved in its buffer.memory)."
+    );
+    describe_gauge!(
+        PROCESS_BUFFERED,
+        Unit::Bytes,
+        "Bytes of fetched data held by all routes together (process-wide buffer.memory)."
+    );
+    describe_gauge!(BUFFER_MEMORY, Unit::Bytes, "The process-wide buffer.memory cap.");
+    describe_gauge!(
+        HEARTBEAT_LAST,
+        Unit::Seconds,
+        "End-to-end latency of the last heartbeat the target acknowledged."
+    );
+    describe_counter!(
+        events::ERRORS,
+        Unit::Count,
+        "Errors by kind: produce_retriable, produce_fatal, producer_reset, fetch_error, connection, corrupt_batch."
+    );
+    describe_histogram!(
+        events::REPLICATION_LATENCY,
+        Unit::Seconds,
+        "Time from a batch's maxTimestamp (CreateTime) to the target's acknowledgement of its copy."
+    );
+    describe_histogram!(
+        events::REQUEST_LATENCY,
+        Unit::Seconds,
+        "Time from queueing a request on a broker connection to its response, by API."
+    );
+}
+
+/// Writes a snapshot into the current recorder: counters with `absolute`, gauges with `set`.
+/// Families whose value is unknown for a partition get no sample for it. Every route's error
+/// counters are registered (at 0) so that they exist before the first error.
+pub fn publish(s: &Snapshot) {
     for r in &s.routes {
-        let labels = [
-            ("route", r.route.as_str()),
-            ("source", &r.source),
-            ("target", &r.target),
-        ];
-        out.sample("kferry_route_buffered_bytes", &labels, r.buffered_bytes as f64);
-    }
-    render_heartbeats(&mut out, s);
-    if let Some((used, cap)) = s.process_buffered {
-        out.family(
-            "kferry_buffered_bytes",
-            "gauge",
-            "Bytes of fetched data held by all routes together (process-wide buffer.memory).",
-        );
-        out.sample::<&str>("kferry_buffered_bytes", &[], used as f64);
-        out.family(
-            "kferry_buffer_memory_bytes",
-            "gauge",
-            "The process-wide buffer.memory cap.",
-        );
-        out.sample::<&str>("kferry_buffer_memory_bytes", &[], cap as f64);
-    }
-    out.text
-}
-
-/// Heartbeat latency per route: a summary (quantiles over the last
-/// [`crate::replicate::heartbeat::WINDOW`] heartbeats; sum and count since start) and the
-/// last heartbeat's latency. Routes without a measured heartbeat have no samples.
-fn render_heartbeats(out: &mut Exposition, s: &Snapshot) {
-    const SUMMARY: &str = "kferry_heartbeat_latency_seconds";
-    const LAST: &str = "kferry_heartbeat_last_latency_seconds";
-    let measured: Vec<(&RouteSnapshot, HeartbeatLatency)> =
-        s.routes.iter().filter_map(|r| r.heartbeat.map(|h| (r, h))).collect();
-    if measured.is_empty() {
-        return;
-    }
-    let secs = |ms: i64| ms as f64 / 1000.0;
-    out.family(
-        SUMMARY,
-        "summary",
-        "Time from a heartbeat's CreateTime on the source to the target's acknowledgement of its copy.",
-    );
-    for (r, h) in &measured {
-        let labels = |q: Option<&'static str>| {
-            let mut l = vec![
-                ("route", r.route.as_str()),
-                ("source", &r.source),
-                ("target", &r.target),
-            ];
-            l.extend(q.map(|q| ("quantile", q)));
-            l
-        };
-        out.sample(SUMMARY, &labels(Some("0.5")), secs(h.p50_ms));
-        out.sample(SUMMARY, &labels(Some("0.99")), secs(h.p99_ms));
-        out.sample(&format!("{SUMMARY}_sum"), &labels(None), secs(h.sum_ms));
-        out.sample(&format!("{SUMMARY}_count"), &labels(None), h.count as f64);
-    }
-    out.family(
-        LAST,
-        "gauge",
-        "End-to-end latency of the last heartbeat the target acknowledged.",
-    );
-    for (r, h) in &measured {
-        let labels = [
-            ("route", r.route.as_str()),
-            ("source", &r.source),
-            ("target", &r.target),
-        ];
-        out.sample(LAST, &labels, secs(h.last_ms));
-    }
-}
-
-fn partitions(s: &Snapshot) -> impl Iterator<Item = (&RouteSnapshot, &PartitionStatus)> {
-    s.routes.iter().flat_map(|r| r.partitions.iter().map(move |p| (r, p)))
-}
-
-fn partition_labels(r: &RouteSnapshot, p: &PartitionStatus, path: Option<&str>) -> Vec<(&'static str, String)> {
-    let mut labels = vec![
-        ("route", r.route.clone()),
-        ("source", r.source.clone()),
-        ("target", r.target.clone()),
-        ("topic", p.source_topic.clone()),
-        ("partition", p.partition.to_string()),
-    ];
-    if let Some(path) = path {
-        labels.push(("path", path.to_string()));
-    }
-    labels
-}
-
-/// Text being written in the exposition format.
-#[derive(Default)]
-struct Exposition {
-    text: String,
-}
-
-impl Exposition {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.text, "# TYPE {name} {kind}");
-    }
-
-    fn sample<V: AsRef<str>>(&mut self, name: &str, labels: &[(&str, V)], value: f64) {
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.text.push(',');
-                }
-                let _ = write!(self.text, "{k}=\"{}\"", escape_label(v.as_ref()));
-            }
-            self.text.push('}');
+        for p in &r.partitions {
+            publish_partition(r, p);
         }
-        let _ = writeln!(self.text, " {value}");
+        gauge!(ROUTE_BUFFERED, route_labels(r)).set(r.buffered_bytes as f64);
+        if let Some(h) = r.heartbeat {
+            gauge!(HEARTBEAT_LAST, route_labels(r)).set(h.last_ms as f64 / 1000.0);
+        }
+        for kind in ErrorKind::ALL {
+            counter!(events::ERRORS, "route" => r.route.clone(), "kind" => kind.as_str()).increment(0);
+        }
+    }
+    if let Some((used, cap)) = s.process_buffered {
+        gauge!(PROCESS_BUFFERED).set(used as f64);
+        gauge!(BUFFER_MEMORY).set(cap as f64);
     }
 }
 
-/// A label value: backslash, double quote and line feed are escaped.
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+fn publish_partition(r: &RouteSnapshot, p: &PartitionStatus) {
+    let labels = partition_labels(r, p);
+    for (name, kind, _, value) in PARTITION_FAMILIES {
+        set(name, kind, labels.clone(), value(p));
+    }
+    for (name, kind, _, value) in OPTIONAL_FAMILIES {
+        if let Some(v) = value(p) {
+            set(name, kind, labels.clone(), v);
+        }
+    }
+    for (path, count) in paths(&p.paths) {
+        let mut labels = labels.clone();
+        labels.push(Label::new("path", path));
+        counter!(PATH_BATCHES, labels.clone()).absolute(count.batches);
+        counter!(PATH_BYTES, labels).absolute(count.bytes);
+    }
 }
 
-/// HELP text: backslash and line feed are escaped.
-fn escape_help(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n")
+fn set(name: &'static str, kind: &str, labels: Vec<Label>, value: f64) {
+    match kind {
+        "counter" => counter!(name, labels).absolute(value as u64),
+        _ => gauge!(name, labels).set(value),
+    }
+}
+
+fn route_labels(r: &RouteSnapshot) -> Vec<Label> {
+    vec![
+        Label::new("route", r.route.clone()),
+        Label::new("source", r.source.clone()),
+        Label::new("target", r.target.clone()),
+    ]
+}
+
+fn partition_labels(r: &RouteSnapshot, p: &PartitionStatus) -> Vec<Label> {
+    let mut labels = route_labels(r);
+    labels.push(Label::new("topic", p.source_topic.clone()));
+    labels.push(Label::new("partition", p.partition.to_string()));
+    labels
 }
 
 #[cfg(test)]
@@ -388,6 +382,16 @@ mod tests {
         }
     }
 
+    /// Publishes `s` into a recorder of its own and renders it.
+    fn render_local(s: &Snapshot) -> String {
+        let recorder = builder().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            describe();
+            render(&handle, s)
+        })
+    }
+
     fn snap(partitions: Vec<PartitionStatus>) -> Snapshot {
         Snapshot {
             routes: vec![RouteSnapshot {
@@ -404,7 +408,7 @@ mod tests {
 
     #[test]
     fn metrics_samples_carry_labels_and_values() {
-        let text = render(&snap(vec![
+        let text = render_local(&snap(vec![
             status("orders", 0, 7, 10, 7),
             status("orders", 1, 3, -1, 0),
         ]));
@@ -438,7 +442,7 @@ mod tests {
     fn metrics_help_and_type_once_per_family_before_samples() {
         let mut s = snap(vec![status("t", 0, 1, 1, 1), status("t", 1, 1, 1, 1)]);
         s.process_buffered = Some((1024, 4096));
-        let text = render(&s);
+        let text = render_local(&s);
         let mut seen = std::collections::HashSet::new();
         let mut current = String::new();
         for line in text.lines() {
@@ -449,7 +453,7 @@ mod tests {
             } else if let Some(rest) = line.strip_prefix("# HELP ") {
                 let name = rest.split(' ').next().unwrap();
                 assert!(!seen.contains(name), "HELP after TYPE or twice for {name}");
-            } else {
+            } else if !line.is_empty() {
                 let name = line.split(['{', ' ']).next().unwrap();
                 assert_eq!(name, current, "sample outside its family: {line}");
             }
@@ -463,7 +467,7 @@ mod tests {
     fn metrics_label_values_are_escaped() {
         let mut s = snap(vec![status("a\"b\\c\nd", 0, 1, 1, 1)]);
         s.routes[0].route = "we\"ird".into();
-        let text = render(&s);
+        let text = render_local(&s);
         assert!(text.contains("route=\"we\\\"ird\""), "{text}");
         assert!(text.contains("topic=\"a\\\"b\\\\c\\nd\""), "{text}");
         assert_eq!(
@@ -472,7 +476,6 @@ mod tests {
                 .count(),
             1
         );
-        assert_eq!(escape_help("a\\b\nc"), "a\\\\b\\nc");
     }
 
     #[test]
@@ -486,7 +489,7 @@ mod tests {
             retention_margin_bytes: Some(200),
         };
         known.lost_offsets = 7;
-        let text = render(&snap(vec![known, status("t", 1, 0, -1, 0)]));
+        let text = render_local(&snap(vec![known, status("t", 1, 0, -1, 0)]));
         let labels = "{route=\"r\",source=\"a\",target=\"b\",topic=\"t\",partition=\"0\"}";
         for (name, value) in [
             ("kferry_time_lag_seconds", "1.5"),
@@ -508,7 +511,7 @@ mod tests {
     #[test]
     fn metrics_heartbeat_latency_is_a_summary_per_route() {
         assert!(
-            !render(&snap(vec![])).contains("heartbeat"),
+            !render_local(&snap(vec![])).contains("heartbeat"),
             "nothing measured, no family"
         );
         let mut s = snap(vec![]);
@@ -520,7 +523,7 @@ mod tests {
             count: 40,
             sum_ms: 2_500,
         });
-        let text = render(&s);
+        let text = render_local(&s);
         let labels = "route=\"r\",source=\"a\",target=\"b\"";
         for line in [
             "# TYPE kferry_heartbeat_latency_seconds summary\n".to_string(),
@@ -538,7 +541,7 @@ mod tests {
     fn metrics_error_gauge_is_one_for_failed_partitions() {
         let mut p = status("t", 0, 1, 1, 1);
         p.error = Some("boom".into());
-        let text = render(&snap(vec![p]));
+        let text = render_local(&snap(vec![p]));
         assert!(text
             .contains("kferry_partition_error{route=\"r\",source=\"a\",target=\"b\",topic=\"t\",partition=\"0\"} 1\n"));
     }
