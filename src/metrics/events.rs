@@ -169,6 +169,86 @@ impl std::fmt::Debug for RequestLatency {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::{Attributes, BatchBuilder};
+
+    /// Runs `f` against a recorder of its own and renders what it recorded.
+    fn recorded(f: impl FnOnce()) -> String {
+        let recorder = crate::metrics::builder().build_recorder();
+        metrics::with_local_recorder(&recorder, f);
+        recorder.handle().render()
+    }
+
+    fn now_ms() -> i64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    }
+
+    #[test]
+    fn replication_latency_is_now_minus_max_timestamp_of_create_time_batches() {
+        let two_seconds_old = BatchBuilder::new()
+            .value("v")
+            .base_timestamp(now_ms() - 2_000)
+            .max_timestamp(now_ms() - 2_000)
+            .build();
+        let log_append = BatchBuilder::new()
+            .value("v")
+            .attributes(Attributes(Attributes::LOG_APPEND_TIME))
+            .max_timestamp(now_ms() - 100_000)
+            .build();
+        let slot = LatencySlot::default();
+        let text = recorded(|| {
+            batch_acked(&slot, "r", &two_seconds_old);
+            batch_acked(&slot, "r", &log_append);
+        });
+        for line in [
+            "# TYPE kferry_replication_latency_seconds histogram",
+            "kferry_replication_latency_seconds_bucket{route=\"r\",le=\"1\"} 0",
+            "kferry_replication_latency_seconds_bucket{route=\"r\",le=\"2.5\"} 1",
+            "kferry_replication_latency_seconds_count{route=\"r\"} 1",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+    }
+
+    #[test]
+    fn request_latency_is_a_histogram_per_broker_and_api() {
+        let latency = RequestLatency::new("src", "127.0.0.1:9092");
+        let text = recorded(|| {
+            latency.record(1, Duration::from_millis(3)); // Fetch
+            latency.record(1, Duration::from_millis(40));
+            latency.record(0, Duration::from_micros(200)); // Produce
+            latency.record(i16::MAX, Duration::from_millis(1)); // not timed
+        });
+        let labels = "cluster=\"src\",broker=\"127.0.0.1:9092\"";
+        for line in [
+            format!("kferry_request_latency_seconds_count{{{labels},api=\"Fetch\"}} 2"),
+            format!("kferry_request_latency_seconds_bucket{{{labels},api=\"Fetch\",le=\"0.005\"}} 1"),
+            format!("kferry_request_latency_seconds_count{{{labels},api=\"Produce\"}} 1"),
+            format!("kferry_request_latency_seconds_bucket{{{labels},api=\"Produce\",le=\"0.0005\"}} 1"),
+        ] {
+            assert!(text.contains(&line), "{line}\n{text}");
+        }
+        assert_eq!(text.matches("_count{").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn errors_count_by_route_and_kind() {
+        let text = recorded(|| {
+            error("r", ErrorKind::FetchError);
+            error("r", ErrorKind::FetchError);
+            wire_error(
+                "r",
+                &WireError::Timeout {
+                    cluster: "c".into(),
+                    addr: "a".into(),
+                    api: "Fetch",
+                    timeout_ms: 1,
+                },
+                ErrorKind::FetchError,
+            );
+        });
+        assert!(text.contains("kferry_errors_total{route=\"r\",kind=\"fetch_error\"} 2"), "{text}");
+        assert!(text.contains("kferry_errors_total{route=\"r\",kind=\"connection\"} 1"), "{text}");
+    }
 
     #[test]
     fn connection_failures_count_as_connection_errors() {
