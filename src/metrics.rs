@@ -11,9 +11,10 @@
 //!   each acknowledged batch, broker request latencies. Hot paths hold pre-registered
 //!   handles; they go to the global recorder, so install it before starting routes.
 //!
-//! The `kferry` binary calls [`install`] and serves [`render`] on `GET /metrics`. An
+//! The `kferry` binary calls [`install`] and serves [`render_with`] on `GET /metrics`. An
 //! embedding application does the same with its own HTTP server, or installs any other
-//! `metrics` recorder and calls [`describe`] once and [`publish`] before each export.
+//! `metrics` recorder and calls [`describe`] once and [`publish`] before each export, or
+//! renders the pulled metrics alone with [`render`] (nothing installed).
 //! Every metric is described in `docs/metrics.md`.
 //!
 //! References: <https://prometheus.io/docs/instrumenting/exposition_formats/>,
@@ -23,8 +24,8 @@ pub mod events;
 mod summary;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Label, Unit};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 pub use metrics_exporter_prometheus::{BuildError, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 use crate::replicate::{HeartbeatLatency, PartitionStatus, PathCount, PathCounts};
 use crate::Running;
@@ -203,7 +204,6 @@ fn paths(c: &PathCounts) -> [(&'static str, PathCount); 12] {
     ]
 }
 
-
 const PATH_BATCHES: &str = "kferry_path_batches_total";
 const PATH_BYTES: &str = "kferry_path_bytes_total";
 const ROUTE_BUFFERED: &str = "kferry_route_buffered_bytes";
@@ -237,11 +237,23 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
 /// heartbeat latency summaries (quantiles kferry computes itself, so they are not
 /// `metrics` histograms). `handle` must belong to the current recorder (the one [`install`]
 /// installed).
-pub fn render(handle: &PrometheusHandle, s: &Snapshot) -> String {
+pub fn render_with(handle: &PrometheusHandle, s: &Snapshot) -> String {
     publish(s);
     let mut text = handle.render();
     summary::render_heartbeats(&mut text, s);
     text
+}
+
+/// Renders the pulled metrics of `s` alone, through a Prometheus recorder of its own: no
+/// errors and no latency histograms (those need [`install`] and [`render_with`]), nothing
+/// installed.
+pub fn render(s: &Snapshot) -> String {
+    let recorder = builder().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        describe();
+        render_with(&handle, s)
+    })
 }
 
 /// Gives every family its `# HELP` text (and unit) in the current recorder.
@@ -382,16 +394,6 @@ mod tests {
         }
     }
 
-    /// Publishes `s` into a recorder of its own and renders it.
-    fn render_local(s: &Snapshot) -> String {
-        let recorder = builder().build_recorder();
-        let handle = recorder.handle();
-        metrics::with_local_recorder(&recorder, || {
-            describe();
-            render(&handle, s)
-        })
-    }
-
     fn snap(partitions: Vec<PartitionStatus>) -> Snapshot {
         Snapshot {
             routes: vec![RouteSnapshot {
@@ -408,7 +410,7 @@ mod tests {
 
     #[test]
     fn metrics_samples_carry_labels_and_values() {
-        let text = render_local(&snap(vec![
+        let text = render(&snap(vec![
             status("orders", 0, 7, 10, 7),
             status("orders", 1, 3, -1, 0),
         ]));
@@ -442,7 +444,7 @@ mod tests {
     fn metrics_help_and_type_once_per_family_before_samples() {
         let mut s = snap(vec![status("t", 0, 1, 1, 1), status("t", 1, 1, 1, 1)]);
         s.process_buffered = Some((1024, 4096));
-        let text = render_local(&s);
+        let text = render(&s);
         let mut seen = std::collections::HashSet::new();
         let mut current = String::new();
         for line in text.lines() {
@@ -467,7 +469,7 @@ mod tests {
     fn metrics_label_values_are_escaped() {
         let mut s = snap(vec![status("a\"b\\c\nd", 0, 1, 1, 1)]);
         s.routes[0].route = "we\"ird".into();
-        let text = render_local(&s);
+        let text = render(&s);
         assert!(text.contains("route=\"we\\\"ird\""), "{text}");
         assert!(text.contains("topic=\"a\\\"b\\\\c\\nd\""), "{text}");
         assert_eq!(
@@ -489,7 +491,7 @@ mod tests {
             retention_margin_bytes: Some(200),
         };
         known.lost_offsets = 7;
-        let text = render_local(&snap(vec![known, status("t", 1, 0, -1, 0)]));
+        let text = render(&snap(vec![known, status("t", 1, 0, -1, 0)]));
         let labels = "{route=\"r\",source=\"a\",target=\"b\",topic=\"t\",partition=\"0\"}";
         for (name, value) in [
             ("kferry_time_lag_seconds", "1.5"),
@@ -511,7 +513,7 @@ mod tests {
     #[test]
     fn metrics_heartbeat_latency_is_a_summary_per_route() {
         assert!(
-            !render_local(&snap(vec![])).contains("heartbeat"),
+            !render(&snap(vec![])).contains("heartbeat"),
             "nothing measured, no family"
         );
         let mut s = snap(vec![]);
@@ -523,7 +525,7 @@ mod tests {
             count: 40,
             sum_ms: 2_500,
         });
-        let text = render_local(&s);
+        let text = render(&s);
         let labels = "route=\"r\",source=\"a\",target=\"b\"";
         for line in [
             "# TYPE kferry_heartbeat_latency_seconds summary\n".to_string(),
@@ -541,7 +543,7 @@ mod tests {
     fn metrics_error_gauge_is_one_for_failed_partitions() {
         let mut p = status("t", 0, 1, 1, 1);
         p.error = Some("boom".into());
-        let text = render_local(&snap(vec![p]));
+        let text = render(&snap(vec![p]));
         assert!(text
             .contains("kferry_partition_error{route=\"r\",source=\"a\",target=\"b\",topic=\"t\",partition=\"0\"} 1\n"));
     }

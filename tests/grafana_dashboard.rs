@@ -74,7 +74,9 @@ fn is_documented(name: &str, docs: &[(String, String)]) -> bool {
     docs.iter().any(|(family, kind)| {
         name == family
             || match kind.as_str() {
-                "histogram" => ["_bucket", "_sum", "_count"].iter().any(|s| name == format!("{family}{s}")),
+                "histogram" => ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .any(|s| name == format!("{family}{s}")),
                 "summary" => ["_sum", "_count"].iter().any(|s| name == format!("{family}{s}")),
                 _ => false,
             }
@@ -93,7 +95,10 @@ fn dashboard_queries_use_documented_metrics() {
         let names = metric_names(expr);
         assert!(!names.is_empty(), "no kferry metric in {expr}");
         for name in names {
-            assert!(is_documented(&name, &docs), "{name} (in {expr}) is not in docs/metrics.md");
+            assert!(
+                is_documented(&name, &docs),
+                "{name} (in {expr}) is not in docs/metrics.md"
+            );
             used.insert(name);
         }
     }

@@ -54,9 +54,14 @@ fn metrics_endpoint_counts_what_was_replicated() {
         "{text}"
     );
     assert_eq!(sum(&text, "kferry_partition_error"), 0.0, "{text}");
-    assert_eq!(samples(&text, "kferry_source_high_watermark"), PARTITIONS as usize, "{text}");
+    assert_eq!(
+        samples(&text, "kferry_source_high_watermark"),
+        PARTITIONS as usize,
+        "{text}"
+    );
     assert_eq!(samples(&text, "kferry_errors_total"), 6, "every kind, from 0: {text}");
     promtool_check(&text);
+    check_documented(&text);
     assert!(http_get(&address, "/nope").starts_with("HTTP/1.1 404"));
 
     check_backlog(&src, &dst, &address);
@@ -110,7 +115,11 @@ fn check_backlog(src: &Broker, dst: &Broker, address: &str) {
     for p in 0..PARTITIONS as i32 {
         let i = p as usize;
         let expected_lag = (after[i] - before[i]) as f64;
-        assert_eq!(sample(&text, "kferry_offset_lag", p), Some(expected_lag), "partition {p}:\n{text}");
+        assert_eq!(
+            sample(&text, "kferry_offset_lag", p),
+            Some(expected_lag),
+            "partition {p}:\n{text}"
+        );
         assert_eq!(
             sample(&text, "kferry_acked_source_offset", p),
             Some(before[i] as f64),
@@ -135,6 +144,22 @@ fn check_backlog(src: &Broker, dst: &Broker, address: &str) {
     }
     assert_eq!(sum(&text, "kferry_offset_lag"), BACKLOG as f64, "{text}");
     promtool_check(&text);
+}
+
+/// Every family in the scrape is in a table of docs/metrics.md, with the same type.
+fn check_documented(text: &str) {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    let mut families = 0;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, kind) = rest.split_once(' ').unwrap();
+        let row = format!("| `{name}` | {kind} |");
+        assert!(docs.contains(&row), "docs/metrics.md has no row starting {row}");
+        families += 1;
+    }
+    assert!(families >= 15, "{text}");
 }
 
 /// Scrapes until every record is acknowledged and every high watermark seen.
@@ -171,7 +196,10 @@ fn check_caught_up(text: &str, dst: &str, records: u64) -> f64 {
         );
     }
     let bytes = sum(text, "kferry_bytes_out_total");
-    assert_eq!(bytes, stored_bytes as f64, "bytes out = the target's batch sizes\n{text}");
+    assert_eq!(
+        bytes, stored_bytes as f64,
+        "bytes out = the target's batch sizes\n{text}"
+    );
     let batches = sum(text, "kferry_batches_out_total");
     assert_eq!(batches, target.len() as f64, "{text}");
     assert_eq!(
@@ -185,7 +213,9 @@ fn check_caught_up(text: &str, dst: &str, records: u64) -> f64 {
         });
         assert!(count > 0.0, "no {api} latency to {cluster}:\n{text}");
     }
-    let produce_requests = values(text, "kferry_request_latency_seconds_count", |l| l.contains("api=\"Produce\""));
+    let produce_requests = values(text, "kferry_request_latency_seconds_count", |l| {
+        l.contains("api=\"Produce\"")
+    });
     assert!(produce_requests <= batches, "at most one Produce per batch\n{text}");
     bytes
 }

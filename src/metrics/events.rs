@@ -246,8 +246,14 @@ mod tests {
                 ErrorKind::FetchError,
             );
         });
-        assert!(text.contains("kferry_errors_total{route=\"r\",kind=\"fetch_error\"} 2"), "{text}");
-        assert!(text.contains("kferry_errors_total{route=\"r\",kind=\"connection\"} 1"), "{text}");
+        assert!(
+            text.contains("kferry_errors_total{route=\"r\",kind=\"fetch_error\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kferry_errors_total{route=\"r\",kind=\"connection\"} 1"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -28,9 +28,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::WireError;
-use crate::metrics::events::RequestLatency;
 use super::recv_pool::RecvPool;
 use super::versions::ApiVersions;
+use crate::metrics::events::RequestLatency;
 
 /// Largest response frame accepted; a larger length prefix poisons the connection.
 pub const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;

@@ -1,5 +1,5 @@
 //! The `/metrics` endpoint: a minimal HTTP/1.x server that answers `GET /metrics` with
-//! [`kferry::metrics::render`] of the current state, from the Prometheus recorder
+//! [`kferry::metrics::render_with`] of the current state, from the Prometheus recorder
 //! [`kferry::metrics::install`] installed. One connection at a time, each closed after its
 //! response: a Prometheus scrape needs nothing more.
 
@@ -49,7 +49,7 @@ async fn answer(mut stream: TcpStream, running: &Running, handle: &PrometheusHan
     };
     let response = match request_line(&head) {
         Some(("GET", "/metrics")) => {
-            let body = kferry::metrics::render(handle, &kferry::metrics::snapshot(running));
+            let body = kferry::metrics::render_with(handle, &kferry::metrics::snapshot(running));
             response("200 OK", kferry::metrics::CONTENT_TYPE, &body)
         }
         Some((_, "/metrics")) => response("405 Method Not Allowed", "text/plain", "use GET\n"),
