@@ -1,19 +1,35 @@
-//! Prometheus metrics: a snapshot of every route's partition status rendered in the text
-//! exposition format (version 0.0.4).
+//! Prometheus metrics through the [`metrics`] crate and its Prometheus exporter
+//! (`metrics-exporter-prometheus`), in the text exposition format (version 0.0.4).
 //!
-//! Sans-I/O: [`render`] takes a [`Snapshot`] and returns the text; [`snapshot`] reads one from
-//! a [`Running`] (atomics and mutexes, no sockets). The `kferry` binary serves it on
-//! `GET /metrics`; an embedding application can serve it however it likes. Metrics are pulled
-//! from the state the engine keeps anyway, so a scrape costs nothing between scrapes.
+//! Two kinds of metrics:
+//!
+//! - **Pulled** at scrape time: [`snapshot`] reads every route's partition status (atomics
+//!   and mutexes the engine keeps anyway) and [`publish`] writes it into the current
+//!   recorder (counters with `absolute`, gauges with `set`). Nothing on the data path counts
+//!   these twice, and they cost nothing between scrapes.
+//! - **Recorded** when they happen ([`events`]): errors by kind, the replication latency of
+//!   each acknowledged batch, broker request latencies. Hot paths hold pre-registered
+//!   handles; they go to the global recorder, so install it before starting routes.
+//!
+//! The `kferry` binary calls [`install`] and serves [`render_with`] on `GET /metrics`. An
+//! embedding application does the same with its own HTTP server, or installs any other
+//! `metrics` recorder and calls [`describe`] once and [`publish`] before each export, or
+//! renders the pulled metrics alone with [`render`] (nothing installed).
 //! Every metric is described in `docs/metrics.md`.
 //!
 //! References: <https://prometheus.io/docs/instrumenting/exposition_formats/>,
 //! <https://prometheus.io/docs/practices/naming/>.
 
-use std::fmt::Write;
+pub mod events;
+mod summary;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Label, Unit};
+pub use metrics_exporter_prometheus::{BuildError, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 use crate::replicate::{HeartbeatLatency, PartitionStatus, PathCount, PathCounts};
 use crate::Running;
+use events::ErrorKind;
 
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -31,7 +47,7 @@ pub struct RouteSnapshot {
     pub heartbeat: Option<HeartbeatLatency>,
 }
 
-/// Everything one scrape renders.
+/// Everything one scrape publishes.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub routes: Vec<RouteSnapshot>,
@@ -188,177 +204,167 @@ fn paths(c: &PathCounts) -> [(&'static str, PathCount); 12] {
     ]
 }
 
-/// Renders a snapshot in the Prometheus text format: each family once, with `# HELP` and
-/// `# TYPE`, then its samples.
+const PATH_BATCHES: &str = "kferry_path_batches_total";
+const PATH_BYTES: &str = "kferry_path_bytes_total";
+const ROUTE_BUFFERED: &str = "kferry_route_buffered_bytes";
+const PROCESS_BUFFERED: &str = "kferry_buffered_bytes";
+const BUFFER_MEMORY: &str = "kferry_buffer_memory_bytes";
+const HEARTBEAT_LAST: &str = "kferry_heartbeat_last_latency_seconds";
+
+/// A Prometheus builder with kferry's histogram buckets, and no HTTP listener (the
+/// `http-listener` feature is off: the caller serves [`PrometheusHandle::render`]).
+pub fn builder() -> PrometheusBuilder {
+    let buckets = [
+        (events::REPLICATION_LATENCY, events::REPLICATION_BUCKETS),
+        (events::REQUEST_LATENCY, events::REQUEST_BUCKETS),
+    ];
+    buckets.into_iter().fold(PrometheusBuilder::new(), |b, (name, bounds)| {
+        b.set_buckets_for_metric(Matcher::Full(name.to_string()), bounds)
+            .expect("bucket bounds are not empty")
+    })
+}
+
+/// Installs kferry's Prometheus recorder as the process's global `metrics` recorder and
+/// describes every family. Call it before starting routes (hot paths register their handles
+/// with the recorder installed when they start), once per process.
+pub fn install() -> Result<PrometheusHandle, BuildError> {
+    let handle = builder().install_recorder()?;
+    describe();
+    Ok(handle)
+}
+
+/// Publishes `s` into the current recorder and renders everything `handle` holds, plus the
+/// heartbeat latency summaries (quantiles kferry computes itself, so they are not
+/// `metrics` histograms). `handle` must belong to the current recorder (the one [`install`]
+/// installed).
+pub fn render_with(handle: &PrometheusHandle, s: &Snapshot) -> String {
+    publish(s);
+    let mut text = handle.render();
+    summary::render_heartbeats(&mut text, s);
+    text
+}
+
+/// Renders the pulled metrics of `s` alone, through a Prometheus recorder of its own: no
+/// errors and no latency histograms (those need [`install`] and [`render_with`]), nothing
+/// installed.
 pub fn render(s: &Snapshot) -> String {
-    let mut out = Exposition::default();
-    for (name, kind, help, value) in PARTITION_FAMILIES {
-        out.family(name, kind, help);
-        for (r, p) in partitions(s) {
-            out.sample(name, &partition_labels(r, p, None), value(p));
+    let recorder = builder().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        describe();
+        render_with(&handle, s)
+    })
+}
+
+/// Gives every family its `# HELP` text (and unit) in the current recorder.
+pub fn describe() {
+    let partition = PARTITION_FAMILIES.iter().map(|(n, k, h, _)| (*n, *k, *h));
+    let optional = OPTIONAL_FAMILIES.iter().map(|(n, k, h, _)| (*n, *k, *h));
+    for (name, kind, help) in partition.chain(optional) {
+        match kind {
+            "counter" => describe_counter!(name, help),
+            _ => describe_gauge!(name, help),
         }
     }
-    for (name, kind, help, value) in OPTIONAL_FAMILIES {
-        out.family(name, kind, help);
-        for (r, p) in partitions(s) {
-            if let Some(v) = value(p) {
-                out.sample(name, &partition_labels(r, p, None), v);
-            }
-        }
-    }
-    type PathValue = fn(&PathCount) -> u64;
-    let path_families: [(&str, &str, PathValue); 2] = [
-        (
-            "kferry_path_batches_total",
-            "Source batches by the path they took (fast path, slow paths, or not forwarded).",
-            |c| c.batches,
-        ),
-        (
-            "kferry_path_bytes_total",
-            "Source bytes by the path their batch took.",
-            |c| c.bytes,
-        ),
-    ];
-    for (name, help, value) in path_families {
-        out.family(name, "counter", help);
-        for (r, p) in partitions(s) {
-            for (path, count) in paths(&p.paths) {
-                out.sample(name, &partition_labels(r, p, Some(path)), value(&count) as f64);
-            }
-        }
-    }
-    out.family(
-        "kferry_route_buffered_bytes",
-        "gauge",
-        "Bytes of fetched data the route holds (reserved in its buffer.memory).",
+    describe_counter!(
+        PATH_BATCHES,
+        Unit::Count,
+        "Source batches by the path they took (fast path, slow paths, or not forwarded)."
     );
+    describe_counter!(PATH_BYTES, Unit::Bytes, "Source bytes by the path their batch took.");
+    describe_gauge!(
+        ROUTE_BUFFERED,
+        Unit::Bytes,
+        "Bytes of fetched data the route holds (reserved in its buffer.memory)."
+    );
+    describe_gauge!(
+        PROCESS_BUFFERED,
+        Unit::Bytes,
+        "Bytes of fetched data held by all routes together (process-wide buffer.memory)."
+    );
+    describe_gauge!(BUFFER_MEMORY, Unit::Bytes, "The process-wide buffer.memory cap.");
+    describe_gauge!(
+        HEARTBEAT_LAST,
+        Unit::Seconds,
+        "End-to-end latency of the last heartbeat the target acknowledged."
+    );
+    describe_counter!(
+        events::ERRORS,
+        Unit::Count,
+        "Errors by kind: produce_retriable, produce_fatal, producer_reset, fetch_error, connection, corrupt_batch."
+    );
+    describe_histogram!(
+        events::REPLICATION_LATENCY,
+        Unit::Seconds,
+        "Time from a batch's maxTimestamp (CreateTime) to the target's acknowledgement of its copy."
+    );
+    describe_histogram!(
+        events::REQUEST_LATENCY,
+        Unit::Seconds,
+        "Time from queueing a request on a broker connection to its response, by API."
+    );
+}
+
+/// Writes a snapshot into the current recorder: counters with `absolute`, gauges with `set`.
+/// Families whose value is unknown for a partition get no sample for it. Every route's error
+/// counters are registered (at 0) so that they exist before the first error.
+pub fn publish(s: &Snapshot) {
     for r in &s.routes {
-        let labels = [
-            ("route", r.route.as_str()),
-            ("source", &r.source),
-            ("target", &r.target),
-        ];
-        out.sample("kferry_route_buffered_bytes", &labels, r.buffered_bytes as f64);
-    }
-    render_heartbeats(&mut out, s);
-    if let Some((used, cap)) = s.process_buffered {
-        out.family(
-            "kferry_buffered_bytes",
-            "gauge",
-            "Bytes of fetched data held by all routes together (process-wide buffer.memory).",
-        );
-        out.sample::<&str>("kferry_buffered_bytes", &[], used as f64);
-        out.family(
-            "kferry_buffer_memory_bytes",
-            "gauge",
-            "The process-wide buffer.memory cap.",
-        );
-        out.sample::<&str>("kferry_buffer_memory_bytes", &[], cap as f64);
-    }
-    out.text
-}
-
-/// Heartbeat latency per route: a summary (quantiles over the last
-/// [`crate::replicate::heartbeat::WINDOW`] heartbeats; sum and count since start) and the
-/// last heartbeat's latency. Routes without a measured heartbeat have no samples.
-fn render_heartbeats(out: &mut Exposition, s: &Snapshot) {
-    const SUMMARY: &str = "kferry_heartbeat_latency_seconds";
-    const LAST: &str = "kferry_heartbeat_last_latency_seconds";
-    let measured: Vec<(&RouteSnapshot, HeartbeatLatency)> =
-        s.routes.iter().filter_map(|r| r.heartbeat.map(|h| (r, h))).collect();
-    if measured.is_empty() {
-        return;
-    }
-    let secs = |ms: i64| ms as f64 / 1000.0;
-    out.family(
-        SUMMARY,
-        "summary",
-        "Time from a heartbeat's CreateTime on the source to the target's acknowledgement of its copy.",
-    );
-    for (r, h) in &measured {
-        let labels = |q: Option<&'static str>| {
-            let mut l = vec![
-                ("route", r.route.as_str()),
-                ("source", &r.source),
-                ("target", &r.target),
-            ];
-            l.extend(q.map(|q| ("quantile", q)));
-            l
-        };
-        out.sample(SUMMARY, &labels(Some("0.5")), secs(h.p50_ms));
-        out.sample(SUMMARY, &labels(Some("0.99")), secs(h.p99_ms));
-        out.sample(&format!("{SUMMARY}_sum"), &labels(None), secs(h.sum_ms));
-        out.sample(&format!("{SUMMARY}_count"), &labels(None), h.count as f64);
-    }
-    out.family(
-        LAST,
-        "gauge",
-        "End-to-end latency of the last heartbeat the target acknowledged.",
-    );
-    for (r, h) in &measured {
-        let labels = [
-            ("route", r.route.as_str()),
-            ("source", &r.source),
-            ("target", &r.target),
-        ];
-        out.sample(LAST, &labels, secs(h.last_ms));
-    }
-}
-
-fn partitions(s: &Snapshot) -> impl Iterator<Item = (&RouteSnapshot, &PartitionStatus)> {
-    s.routes.iter().flat_map(|r| r.partitions.iter().map(move |p| (r, p)))
-}
-
-fn partition_labels(r: &RouteSnapshot, p: &PartitionStatus, path: Option<&str>) -> Vec<(&'static str, String)> {
-    let mut labels = vec![
-        ("route", r.route.clone()),
-        ("source", r.source.clone()),
-        ("target", r.target.clone()),
-        ("topic", p.source_topic.clone()),
-        ("partition", p.partition.to_string()),
-    ];
-    if let Some(path) = path {
-        labels.push(("path", path.to_string()));
-    }
-    labels
-}
-
-/// Text being written in the exposition format.
-#[derive(Default)]
-struct Exposition {
-    text: String,
-}
-
-impl Exposition {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.text, "# TYPE {name} {kind}");
-    }
-
-    fn sample<V: AsRef<str>>(&mut self, name: &str, labels: &[(&str, V)], value: f64) {
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.text.push(',');
-                }
-                let _ = write!(self.text, "{k}=\"{}\"", escape_label(v.as_ref()));
-            }
-            self.text.push('}');
+        for p in &r.partitions {
+            publish_partition(r, p);
         }
-        let _ = writeln!(self.text, " {value}");
+        gauge!(ROUTE_BUFFERED, route_labels(r)).set(r.buffered_bytes as f64);
+        if let Some(h) = r.heartbeat {
+            gauge!(HEARTBEAT_LAST, route_labels(r)).set(h.last_ms as f64 / 1000.0);
+        }
+        for kind in ErrorKind::ALL {
+            counter!(events::ERRORS, "route" => r.route.clone(), "kind" => kind.as_str()).increment(0);
+        }
+    }
+    if let Some((used, cap)) = s.process_buffered {
+        gauge!(PROCESS_BUFFERED).set(used as f64);
+        gauge!(BUFFER_MEMORY).set(cap as f64);
     }
 }
 
-/// A label value: backslash, double quote and line feed are escaped.
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+fn publish_partition(r: &RouteSnapshot, p: &PartitionStatus) {
+    let labels = partition_labels(r, p);
+    for (name, kind, _, value) in PARTITION_FAMILIES {
+        set(name, kind, labels.clone(), value(p));
+    }
+    for (name, kind, _, value) in OPTIONAL_FAMILIES {
+        if let Some(v) = value(p) {
+            set(name, kind, labels.clone(), v);
+        }
+    }
+    for (path, count) in paths(&p.paths) {
+        let mut labels = labels.clone();
+        labels.push(Label::new("path", path));
+        counter!(PATH_BATCHES, labels.clone()).absolute(count.batches);
+        counter!(PATH_BYTES, labels).absolute(count.bytes);
+    }
 }
 
-/// HELP text: backslash and line feed are escaped.
-fn escape_help(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n")
+fn set(name: &'static str, kind: &str, labels: Vec<Label>, value: f64) {
+    match kind {
+        "counter" => counter!(name, labels).absolute(value as u64),
+        _ => gauge!(name, labels).set(value),
+    }
+}
+
+fn route_labels(r: &RouteSnapshot) -> Vec<Label> {
+    vec![
+        Label::new("route", r.route.clone()),
+        Label::new("source", r.source.clone()),
+        Label::new("target", r.target.clone()),
+    ]
+}
+
+fn partition_labels(r: &RouteSnapshot, p: &PartitionStatus) -> Vec<Label> {
+    let mut labels = route_labels(r);
+    labels.push(Label::new("topic", p.source_topic.clone()));
+    labels.push(Label::new("partition", p.partition.to_string()));
+    labels
 }
 
 #[cfg(test)]
@@ -449,7 +455,7 @@ mod tests {
             } else if let Some(rest) = line.strip_prefix("# HELP ") {
                 let name = rest.split(' ').next().unwrap();
                 assert!(!seen.contains(name), "HELP after TYPE or twice for {name}");
-            } else {
+            } else if !line.is_empty() {
                 let name = line.split(['{', ' ']).next().unwrap();
                 assert_eq!(name, current, "sample outside its family: {line}");
             }
@@ -472,7 +478,6 @@ mod tests {
                 .count(),
             1
         );
-        assert_eq!(escape_help("a\\b\nc"), "a\\\\b\\nc");
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub struct PartitionCounters {
     /// Source offsets deleted before they were replicated and skipped by
     /// `on.data.loss = "resume-earliest"`.
     pub lost_offsets: AtomicU64,
+    /// This partition's handle to its route's `kferry_replication_latency_seconds`.
+    pub replication_latency: crate::metrics::events::LatencySlot,
 }
 
 /// A snapshot of the path counters, for status and tests.

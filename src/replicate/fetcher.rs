@@ -212,6 +212,7 @@ async fn fetch_once(
     let responses = match result {
         Ok(r) => r,
         Err(e) => {
+            crate::metrics::events::wire_error(&ctx.route, &e, crate::metrics::events::ErrorKind::FetchError);
             tracing::warn!(route = %ctx.route, broker, "fetch failed, retrying: {e}");
             for p in claimed {
                 p.read_replica_failed(broker); // back to the leader
@@ -447,6 +448,7 @@ fn accept(ctx: &FetchContext, part: &PartitionShared, txn: &mut TxnFilter, batch
     let where_ = || ctx.origin(part);
     if ctx.check_crcs {
         if let Err(e) = batch.verify_crc() {
+            crate::metrics::events::error(&ctx.route, crate::metrics::events::ErrorKind::CorruptBatch);
             if ctx.corrupt == CorruptPolicy::Fail {
                 return Err(format!("{}: {e}; the batch was not forwarded", where_()));
             }
@@ -466,6 +468,7 @@ async fn handle_partition_error(
     fetched: &FetchedPartition,
     error: ResponseError,
 ) -> bool {
+    crate::metrics::events::error(&ctx.route, crate::metrics::events::ErrorKind::FetchError);
     let where_ = ctx.origin(part);
     match error {
         ResponseError::OffsetOutOfRange => return handle_out_of_range(ctx, part, fetch_offset, fetched),

@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use super::hook::{BatchObserver, ForwardedBatch};
 use super::partition::{Acked, Chunk, Forward, PartitionShared};
 use crate::batch::{rewrite_header, ProducerStamp, RecordBatch, HEADER_LEN};
+use crate::metrics::events::{self as metric, ErrorKind};
 use crate::offsets::{PartitionMap, SharedMap};
 use crate::wire::produce_mux::{PartitionOutcome, ProducePart};
 use crate::wire::{Cluster, WireError};
@@ -216,11 +217,13 @@ impl Sink {
             match self.send(&header, &out.fwd.batch).await {
                 Ok(response) => self.window.push_back(InFlight { out, header, response }),
                 Err(e) if e.is_retriable() => {
+                    metric::wire_error(&self.ctx.route, &e, ErrorKind::ProduceRetriable);
                     self.pending.push_front(out);
                     self.rewind(&format!("send failed: {e}"), true).await;
                     return false;
                 }
                 Err(e) => {
+                    metric::wire_error(&self.ctx.route, &e, ErrorKind::ProduceFatal);
                     self.part.fail(self.describe(&out, &e.to_string()));
                     return false;
                 }
@@ -274,10 +277,14 @@ impl Sink {
         let outcome = match result {
             Ok(o) => o,
             Err(e) if e.is_retriable() => {
+                metric::wire_error(&self.ctx.route, &e, ErrorKind::ProduceRetriable);
                 self.window.push_front(done);
                 return self.rewind(&e.to_string(), true).await;
             }
-            Err(e) => return self.part.fail(self.describe(&done.out, &e.to_string())),
+            Err(e) => {
+                metric::wire_error(&self.ctx.route, &e, ErrorKind::ProduceFatal);
+                return self.part.fail(self.describe(&done.out, &e.to_string()));
+            }
         };
         match ResponseError::try_from_code(outcome.error_code) {
             None | Some(ResponseError::DuplicateSequenceNumber) => self.ack(done, outcome.base_offset),
@@ -290,10 +297,12 @@ impl Sink {
                 self.reset_producer(outcome.error_code).await;
             }
             Some(e) if e.is_retriable() && !never_accepted(e) => {
+                metric::error(&self.ctx.route, ErrorKind::ProduceRetriable);
                 self.window.push_front(done);
                 self.rewind(&format!("{e}"), true).await;
             }
             Some(e) => {
+                metric::error(&self.ctx.route, ErrorKind::ProduceFatal);
                 let detail = outcome.message.map(|m| format!(": {m}")).unwrap_or_default();
                 self.part
                     .fail(self.describe(&done.out, &format!("{e} (code {}){detail}", e.code())));
@@ -322,6 +331,7 @@ impl Sink {
             record_offsets(map, &done.out, base_offset, count);
         }
         let c = &self.part.counters;
+        metric::batch_acked(&c.replication_latency, &self.ctx.route, &done.out.fwd.batch);
         c.batches_out.fetch_add(1, Ordering::Relaxed);
         c.records_out.fetch_add(count as u64, Ordering::Relaxed);
         c.bytes_out
@@ -375,6 +385,7 @@ impl Sink {
 
     /// Takes a new producer id and renumbers every unacknowledged batch from sequence 0.
     async fn reset_producer(&mut self, code: i16) {
+        metric::error(&self.ctx.route, ErrorKind::ProducerReset);
         self.rewind(&format!("producer state lost on the target (error code {code})"), false)
             .await;
         match self.ctx.target.init_producer_id().await {

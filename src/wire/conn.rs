@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::io::IoSlice;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::error::WireError;
 use super::recv_pool::RecvPool;
 use super::versions::ApiVersions;
+use crate::metrics::events::RequestLatency;
 
 /// Largest response frame accepted; a larger length prefix poisons the connection.
 pub const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
@@ -42,12 +43,16 @@ struct Pending {
     api_key: i16,
     version: i16,
     reply: Reply,
+    /// When the request was queued to the writer: its latency runs from here.
+    sent: Instant,
 }
 
 #[derive(Default)]
 struct Shared {
     pending: HashMap<i32, Pending>,
     poisoned: Option<String>,
+    /// `kferry_request_latency_seconds` handles of this connection.
+    latency: RequestLatency,
 }
 
 /// A pipelined connection to one broker. Cheap to share behind an `Arc`.
@@ -83,7 +88,10 @@ impl Connection {
             .map_err(|e| connect_err(e.to_string()))?;
         stream.set_nodelay(true).map_err(|e| connect_err(e.to_string()))?;
         let (read_half, write_half) = stream.into_split();
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        let shared = Arc::new(Mutex::new(Shared {
+            latency: RequestLatency::new(&cluster, addr),
+            ..Shared::default()
+        }));
         let (writer, queue) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(write_loop(write_half, queue, shared.clone()));
         tokio::spawn(read_loop(read_half, shared.clone(), read_mode));
@@ -200,6 +208,7 @@ impl Connection {
                     api_key,
                     version,
                     reply,
+                    sent: Instant::now(),
                 },
             );
         }
@@ -481,7 +490,14 @@ async fn read_buffered_frames(mut socket: OwnedReadHalf, shared: &Mutex<Shared>)
 /// Routes a response frame to the request waiting for its correlation id.
 fn dispatch(mut frame: Bytes, shared: &Mutex<Shared>) -> Result<(), String> {
     let correlation_id = frame.slice(0..4).get_i32();
-    let pending = shared.lock().expect("connection lock").pending.remove(&correlation_id);
+    let pending = {
+        let mut shared = shared.lock().expect("connection lock");
+        let pending = shared.pending.remove(&correlation_id);
+        if let Some(p) = &pending {
+            shared.latency.record(p.api_key, p.sent.elapsed());
+        }
+        pending
+    };
     let Some(pending) = pending else {
         return Err(format!("response for unknown correlation id {correlation_id}"));
     };

@@ -1,9 +1,11 @@
 //! The `/metrics` endpoint: a minimal HTTP/1.x server that answers `GET /metrics` with
-//! [`kferry::metrics::render`] of the current state. One connection at a time, each closed
-//! after its response: a Prometheus scrape needs nothing more.
+//! [`kferry::metrics::render_with`] of the current state, from the Prometheus recorder
+//! [`kferry::metrics::install`] installed. One connection at a time, each closed after its
+//! response: a Prometheus scrape needs nothing more.
 
 use std::time::Duration;
 
+use kferry::metrics::PrometheusHandle;
 use kferry::Running;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -12,13 +14,24 @@ use tokio::net::{TcpListener, TcpStream};
 const MAX_REQUEST: usize = 8 * 1024;
 /// A client gets this long to send its request and read the response.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Histogram samples are folded into their buckets at least this often, so that memory does
+/// not grow while nobody scrapes.
+const UPKEEP: Duration = Duration::from_secs(5);
 
 /// Serves scrapes until the future is dropped.
-pub async fn serve(listener: TcpListener, running: &Running) {
+pub async fn serve(listener: TcpListener, running: &Running, handle: &PrometheusHandle) {
+    let mut upkeep = tokio::time::interval(UPKEEP);
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = upkeep.tick() => {
+                handle.run_upkeep();
+                continue;
+            }
+        };
+        match accepted {
             Ok((stream, _)) => {
-                if let Err(e) = tokio::time::timeout(IO_TIMEOUT, answer(stream, running)).await {
+                if let Err(e) = tokio::time::timeout(IO_TIMEOUT, answer(stream, running, handle)).await {
                     tracing::debug!("metrics: client too slow: {e}");
                 }
             }
@@ -30,13 +43,13 @@ pub async fn serve(listener: TcpListener, running: &Running) {
     }
 }
 
-async fn answer(mut stream: TcpStream, running: &Running) {
+async fn answer(mut stream: TcpStream, running: &Running, handle: &PrometheusHandle) {
     let Some(head) = read_head(&mut stream).await else {
         return;
     };
     let response = match request_line(&head) {
         Some(("GET", "/metrics")) => {
-            let body = kferry::metrics::render(&kferry::metrics::snapshot(running));
+            let body = kferry::metrics::render_with(handle, &kferry::metrics::snapshot(running));
             response("200 OK", kferry::metrics::CONTENT_TYPE, &body)
         }
         Some((_, "/metrics")) => response("405 Method Not Allowed", "text/plain", "use GET\n"),

@@ -22,17 +22,17 @@ pub async fn run(path: &Path, metrics_address: Option<String>) -> Result<(), Cli
                 .map_err(|e| CliError::usage(format!("metrics.address '{addr}': {e}")))?;
             let local = listener.local_addr().map_err(CliError::failed)?;
             tracing::info!(address = %local, "serving Prometheus metrics on http://{local}/metrics");
-            Some(listener)
+            Some((listener, kferry::metrics::install().map_err(CliError::failed)?))
         }
         None => None,
     };
     let running = replicator.start().await.map_err(CliError::failed)?;
     let started = Instant::now();
     match metrics {
-        Some(listener) => {
+        Some((listener, handle)) => {
             tokio::select! {
                 _ = wait_for_signal(&running) => {}
-                _ = crate::metrics::serve(listener, &running) => {}
+                _ = crate::metrics::serve(listener, &running, &handle) => {}
             }
         }
         None => wait_for_signal(&running).await,
