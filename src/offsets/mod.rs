@@ -7,6 +7,7 @@
 //!   readers (group offset sync, `kferry offsets translate`, persistence).
 
 pub mod map;
+pub mod sync;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

@@ -100,6 +100,8 @@ pub struct RouteConfig {
     pub corrupt: CorruptPolicy,
     /// How source partitions map to target partitions.
     pub partition_mapping: PartitionMapping,
+    /// Group offset sync (`sync.group.offsets.*`, `groups`, `groups.exclude`).
+    pub group_sync: crate::offsets::sync::GroupSyncConfig,
 }
 
 /// How a route maps source partitions to target partitions.
@@ -146,6 +148,7 @@ impl RouteConfig {
             check_crcs: true,
             corrupt: CorruptPolicy::Fail,
             partition_mapping: PartitionMapping::Identity,
+            group_sync: crate::offsets::sync::GroupSyncConfig::default(),
         }
     }
 

@@ -377,6 +377,13 @@ pub async fn start_route(
     });
     let mut background = JoinSet::new();
     background.spawn(run_fetchers(fetch_ctx, stop_rx.clone()));
+    background.spawn(crate::offsets::sync::run_group_sync(
+        cfg,
+        source.clone(),
+        target.clone(),
+        offset_maps.clone(),
+        stop_rx.clone(),
+    ));
     let progress = Arc::new(ProgressStore {
         source: source.clone(),
         target: target.clone(),
