@@ -176,11 +176,12 @@ pub struct GroupSync {
 /// its patterns do not compile, which config validation prevents).
 pub fn run_group_sync(
     cfg: &RouteConfig,
-    source: Arc<Cluster>,
-    target: Arc<Cluster>,
-    maps: Arc<OffsetMaps>,
-    mut stop: watch::Receiver<bool>,
+    source: &Arc<Cluster>,
+    target: &Arc<Cluster>,
+    maps: &Arc<OffsetMaps>,
+    stop: &watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send + 'static {
+    let (source, target, maps, mut stop) = (source.clone(), target.clone(), maps.clone(), stop.clone());
     let sync_cfg = cfg.group_sync.clone();
     let filter = sync_cfg.filter(&cfg.group_id);
     let route = cfg.name.clone();

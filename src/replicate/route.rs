@@ -379,10 +379,10 @@ pub async fn start_route(
     background.spawn(run_fetchers(fetch_ctx, stop_rx.clone()));
     background.spawn(crate::offsets::sync::run_group_sync(
         cfg,
-        source.clone(),
-        target.clone(),
-        offset_maps.clone(),
-        stop_rx.clone(),
+        &source,
+        &target,
+        &offset_maps,
+        &stop_rx,
     ));
     let progress = Arc::new(ProgressStore {
         source: source.clone(),
