@@ -128,14 +128,20 @@ fn group_offsets(bootstrap: &str, group: &str, topic: &str) -> Vec<Option<i64>> 
         "--partitions",
         &PARTITIONS.to_string(),
     ]);
-    (0..PARTITIONS)
-        .map(|p| v["offsets"][p.to_string()].as_i64())
-        .collect()
+    (0..PARTITIONS).map(|p| v["offsets"][p.to_string()].as_i64()).collect()
 }
 
 fn commit_offsets(bootstrap: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
     let specs: Vec<String> = offsets.iter().map(|(p, o)| format!("{p}={o}")).collect();
-    let mut args = vec!["commit-offsets", "--bootstrap", bootstrap, "--group", group, "--topic", topic];
+    let mut args = vec![
+        "commit-offsets",
+        "--bootstrap",
+        bootstrap,
+        "--group",
+        group,
+        "--topic",
+        topic,
+    ];
     for s in &specs {
         args.extend(["--offset", s.as_str()]);
     }
@@ -192,7 +198,10 @@ async fn a_group_resumes_on_the_target_at_exactly_the_next_record() {
     let txn_topic = "gs.txn".to_string();
     create_topic(&src, &txn_topic, PARTITIONS as u32);
     let txn_args = ["--transactional-id", "gs-txn", "--txn-size", "50", "--abort-every", "3"];
-    run_ok(produce(&src, &txn_topic, 300, "lz4", &txn_args), "transactional producer");
+    run_ok(
+        produce(&src, &txn_topic, 300, "lz4", &txn_args),
+        "transactional producer",
+    );
     topics.push(txn_topic.clone());
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
 
@@ -302,7 +311,10 @@ async fn an_active_target_group_is_never_overwritten_nor_moved_backwards() {
     let log = route_log("gsync-active");
     let about_app = |what: &str| log.iter().any(|l| l.contains(what) && l.contains("group=\"app\""));
     assert!(about_app("group is active on the target"), "{log:#?}");
-    assert!(!about_app("OffsetCommit"), "a commit was tried on the active group: {log:#?}");
+    assert!(
+        !about_app("OffsetCommit"),
+        "a commit was tried on the active group: {log:#?}"
+    );
 
     // The member leaves: the group is synced forwards to the source's 100.
     std::fs::write(&release, b"go").unwrap();
@@ -347,7 +359,10 @@ async fn an_offset_past_replicated_data_is_held_back_until_the_data_arrives() {
     // Per partition: 25 records, the COMMIT marker at 25, then 25 open records 26..=50.
     let start = Instant::now();
     while (0..PARTITIONS).any(|p| all_records(&src, topic, p, "read_uncommitted").len() < 50) {
-        assert!(start.elapsed() < Duration::from_secs(60), "the open transaction's records");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the open transaction's records"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let uncommitted: Vec<Vec<(i64, u64)>> = (0..PARTITIONS)
@@ -374,7 +389,9 @@ async fn an_offset_past_replicated_data_is_held_back_until_the_data_arrives() {
         "no target offset past replicated data"
     );
     let log = route_log("gsync-held");
-    let held = log.iter().any(|l| l.contains("held back until their records are replicated") && l.contains("reader"));
+    let held = log
+        .iter()
+        .any(|l| l.contains("held back until their records are replicated") && l.contains("reader"));
     assert!(held, "{log:#?}");
 
     // The transaction commits; its records arrive, and the offset follows exactly.
@@ -388,7 +405,14 @@ async fn an_offset_past_replicated_data_is_held_back_until_the_data_arrives() {
         .collect();
     let next_index = uncommitted[0][36].1; // the first record the group had not read
     let expected = target_records[&next_index];
-    wait_offsets(&dst, "reader", topic, &[Some(expected), Some(10)], Duration::from_secs(30)).await;
+    wait_offsets(
+        &dst,
+        "reader",
+        topic,
+        &[Some(expected), Some(10)],
+        Duration::from_secs(30),
+    )
+    .await;
     running.shutdown().await.expect("clean shutdown");
 
     // A consumer of the group on the target starts at exactly that record.
