@@ -419,3 +419,40 @@ async fn an_offset_past_replicated_data_is_held_back_until_the_data_arrives() {
     let resumed = group_consume(&dst, "reader", &[topic], Some(1), "error");
     assert_eq!(read_indices(&resumed, topic, 0), [next_index]);
 }
+
+/// ListGroups goes to every broker: each lists only the groups it coordinates. The tansu
+/// brokers here are single nodes, so the fake broker's two nodes stand in (only node 0
+/// coordinates groups).
+#[tokio::test]
+async fn list_groups_asks_every_broker() {
+    use kferry::wire::CommittedOffset;
+    use kferry_protocol_tests::fake::{FakeBroker, FakeOptions, FOLLOWER_ID};
+
+    let options = FakeOptions {
+        follower_rack: Some("rack-a".to_string()),
+        ..FakeOptions::default()
+    };
+    let fake = FakeBroker::start_with(options).await.expect("fake broker");
+    fake.create_topic("t", 1);
+    let cluster = Cluster::new(ClusterConfig::new("fake", vec![fake.bootstrap()]));
+    for group in ["app", "other"] {
+        let committed = CommittedOffset {
+            offset: 5,
+            metadata: String::new(),
+        };
+        let offsets = [("t".to_string(), 0, committed)];
+        cluster.commit_offsets(group, &offsets).await.expect("OffsetCommit");
+    }
+    let listed = cluster.list_groups().await.expect("ListGroups");
+    assert!(listed.errors.is_empty(), "{:?}", listed.errors);
+    let ids: Vec<&str> = listed.groups.iter().map(|g| g.group_id.as_str()).collect();
+    assert_eq!(ids, ["app", "other"]);
+    let mut asked: Vec<i32> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.api_key == 16)
+        .map(|r| r.node)
+        .collect();
+    asked.sort_unstable();
+    assert_eq!(asked, [0, FOLLOWER_ID], "one ListGroups per broker");
+}

@@ -409,9 +409,14 @@ impl Cluster {
 
 impl Cluster {
     /// Lists the consumer groups of the cluster. Each broker knows only the groups it
-    /// coordinates, so ListGroups goes to every broker in the metadata (refreshed first).
+    /// coordinates, so ListGroups goes to every broker of the cached metadata (fetched first
+    /// if there is none; a brokers-only refresh would count as a full one and delay the
+    /// fetchers' periodic refresh).
     pub async fn list_groups(&self) -> Result<ListedGroups, WireError> {
-        let meta = self.refresh_metadata(Some(&[])).await?;
+        let mut meta = self.metadata();
+        if meta.brokers.is_empty() {
+            meta = self.refresh_metadata(None).await?;
+        }
         let mut ids: Vec<i32> = meta.brokers.keys().copied().collect();
         ids.sort_unstable();
         let mut out = ListedGroups::default();
