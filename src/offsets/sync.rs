@@ -5,7 +5,8 @@
 //! Every `sync.group.offsets.interval.ms`, for each source group matching `groups` and not
 //! `groups.exclude` (the route's own progress group is always excluded):
 //!
-//! 1. OffsetFetch at the source coordinator, for the route's partitions;
+//! 1. OffsetFetch at the source coordinator, for the route's partitions (listed: tansu 0.6
+//!    answers an OffsetFetch without a topic list, "all topics", with no offsets);
 //! 2. DescribeGroups at the target coordinator: a group with members, or rebalancing, is
 //!    left alone (its consumers own its offsets);
 //! 3. OffsetFetch at the target coordinator, then [`plan_group`] decides what to commit;
