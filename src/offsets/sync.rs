@@ -23,7 +23,7 @@
 //! References: KIP-545 (MirrorMaker 2 consumer offset sync), Kafka's
 //! `MirrorCheckpointTask` and `GroupCoordinator.handleCommitOffsets` (admin commits).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,7 +162,7 @@ pub struct SyncCounters {
 }
 
 /// One route's sync task state.
-pub struct GroupSync {
+struct GroupSync {
     route: String,
     source: Arc<Cluster>,
     target: Arc<Cluster>,
@@ -170,7 +170,9 @@ pub struct GroupSync {
     filter: TopicFilter,
     allow_rewind: bool,
     seen: HashMap<String, Seen>,
-    pub counters: SyncCounters,
+    /// The last ListGroups error text per broker answer, to log only changes.
+    list_errors: Vec<String>,
+    counters: SyncCounters,
 }
 
 /// The route's sync task: runs until `stop`, or returns at once when sync is disabled (or
@@ -205,6 +207,7 @@ pub fn run_group_sync(
             filter,
             allow_rewind: sync_cfg.allow_rewind,
             seen: HashMap::new(),
+            list_errors: Vec::new(),
             counters: SyncCounters::default(),
         };
         loop {
@@ -222,7 +225,7 @@ pub fn run_group_sync(
 
 impl GroupSync {
     /// One sync round over every matching source group.
-    pub async fn round(&mut self) {
+    async fn round(&mut self) {
         self.counters.rounds += 1;
         let before = self.counters;
         let route = self.route.clone();
@@ -234,9 +237,14 @@ impl GroupSync {
                 return;
             }
         };
-        for e in &listed.errors {
-            self.counters.errors += 1;
-            tracing::warn!(route, "group offset sync: ListGroups: {e}");
+        // A broker that cannot answer: its groups wait; logged when the errors change.
+        let list_errors: Vec<String> = listed.errors.iter().map(|e| e.to_string()).collect();
+        self.counters.errors += list_errors.len() as u64;
+        if list_errors != self.list_errors {
+            for e in &list_errors {
+                tracing::warn!(route, "group offset sync: ListGroups: {e}; its groups are not synced");
+            }
+            self.list_errors = list_errors;
         }
         let partitions: Vec<TopicPartition> = self.maps.snapshot().into_iter().map(|(k, _)| k).collect();
         let groups: Vec<&str> = listed
@@ -249,7 +257,8 @@ impl GroupSync {
             let result = self.sync_group(group, &partitions).await;
             self.note(group, result);
         }
-        self.seen.retain(|g, _| listed.groups.iter().any(|l| &l.group_id == g));
+        let listed: HashSet<&str> = listed.groups.iter().map(|g| g.group_id.as_str()).collect();
+        self.seen.retain(|g, _| listed.contains(g.as_str()));
         if self.counters != before {
             tracing::debug!(route, counters = ?self.counters, "group offset sync round");
         }
