@@ -25,6 +25,7 @@ use super::router::{run_router, RouterContext};
 use super::sink::{run_sink, SinkContext};
 use super::slowpath::SlowPathOptions;
 use super::{PartitionMapping, RouteConfig, StartPosition, TopicFilter};
+use crate::offsets::sync::run_group_sync;
 use crate::offsets::{OffsetMaps, PartitionMap};
 use crate::wire::admin::TopicPartition;
 use crate::wire::fetch::{FetchParams, READ_COMMITTED};
@@ -377,13 +378,7 @@ pub async fn start_route(
     });
     let mut background = JoinSet::new();
     background.spawn(run_fetchers(fetch_ctx, stop_rx.clone()));
-    background.spawn(crate::offsets::sync::run_group_sync(
-        cfg,
-        &source,
-        &target,
-        &offset_maps,
-        &stop_rx,
-    ));
+    background.spawn(run_group_sync(cfg, &source, &target, &offset_maps, &stop_rx));
     let progress = Arc::new(ProgressStore {
         source: source.clone(),
         target: target.clone(),
