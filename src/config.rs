@@ -26,6 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::batch::Compression;
+use crate::offsets::sync::GroupSyncConfig;
 use crate::replicate::{
     CorruptPolicy, DataLossPolicy, OversizePolicy, PartitionMapping, RouteConfig, StartPosition, TopicFilter,
 };
@@ -115,6 +116,19 @@ pub struct RouteSection {
     /// The compacted topic on the target that holds the route's offset maps.
     #[serde(rename = "offset.map.topic", default = "default_offset_map_topic")]
     pub offset_map_topic: String,
+    /// Commit the source's consumer-group offsets, translated, to the target (MirrorMaker 2).
+    #[serde(rename = "sync.group.offsets.enabled", default)]
+    pub sync_group_offsets_enabled: bool,
+    #[serde(rename = "sync.group.offsets.interval.ms", default = "default_sync_interval_ms")]
+    pub sync_group_offsets_interval_ms: u64,
+    /// Source groups to sync (whole-name regexes).
+    #[serde(default = "default_groups")]
+    pub groups: Vec<String>,
+    #[serde(rename = "groups.exclude", default = "default_groups_exclude")]
+    pub groups_exclude: Vec<String>,
+    /// Let the sync move a target group's offset backwards.
+    #[serde(rename = "sync.group.offsets.allow.rewind", default)]
+    pub sync_group_offsets_allow_rewind: bool,
 }
 
 /// The whole file.
@@ -197,6 +211,15 @@ fn is_topic_name(t: &str) -> bool {
         && t != ".."
         && t.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+fn default_sync_interval_ms() -> u64 {
+    GroupSyncConfig::default().interval.as_millis() as u64
+}
+fn default_groups() -> Vec<String> {
+    GroupSyncConfig::default().groups
+}
+fn default_groups_exclude() -> Vec<String> {
+    GroupSyncConfig::default().groups_exclude
 }
 /// A byte size in the file: an integer (bytes) or a string with a unit (see [`parse_bytes`]).
 #[derive(Deserialize)]
@@ -368,6 +391,7 @@ impl Config {
                     "must be \"identity\" or \"by-key\"".to_string(),
                 )
             })?;
+            validate_group_sync(r).map_err(|(k, m)| (key(k), m))?;
             if r.source == r.target {
                 return Err((
                     key("target"),
@@ -555,10 +579,32 @@ impl Config {
                 rc.on_data_loss = DataLossPolicy::parse(&r.on_data_loss).unwrap_or(DataLossPolicy::Fail);
                 rc.partition_mapping = parse_mapping(&r.partition_mapping).unwrap_or(PartitionMapping::Identity);
                 rc.offset_map_topic = r.offset_map_topic.clone();
+                rc.group_sync = GroupSyncConfig {
+                    enabled: r.sync_group_offsets_enabled,
+                    interval: Duration::from_millis(r.sync_group_offsets_interval_ms),
+                    groups: r.groups.clone(),
+                    groups_exclude: r.groups_exclude.clone(),
+                    allow_rewind: r.sync_group_offsets_allow_rewind,
+                };
                 rc
             })
             .collect()
     }
+}
+
+/// The group offset sync keys of a route: (key, message) on error.
+fn validate_group_sync(r: &RouteSection) -> Result<(), (&'static str, String)> {
+    TopicFilter::new(&r.groups, &r.groups_exclude).map_err(|e| ("groups", e.to_string()))?;
+    if r.sync_group_offsets_interval_ms == 0 {
+        return Err(("sync.group.offsets.interval.ms", "must be at least 1".to_string()));
+    }
+    if r.sync_group_offsets_enabled && parse_mapping(&r.partition_mapping) == Some(PartitionMapping::ByKey) {
+        return Err((
+            "sync.group.offsets.enabled",
+            "needs partition.mapping = \"identity\": offsets of records placed by key cannot be translated".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// `Some(None)` for "keep", `Some(Some(codec))` for a codec, `None` when invalid.
@@ -809,6 +855,35 @@ topics = ["orders.*"]
         assert_eq!(c.route_configs()[0].on_data_loss, DataLossPolicy::ResumeEarliest);
         let e = load_str(&format!("{GOOD}\"on.data.loss\" = \"skip\"\n")).unwrap_err();
         assert_eq!(e.key, "routes[0].on.data.loss");
+    }
+
+    #[test]
+    fn group_offset_sync_keys() {
+        let r = &load_str(GOOD).unwrap().route_configs()[0];
+        assert_eq!(r.group_sync, GroupSyncConfig::default());
+        assert!(!r.group_sync.enabled);
+        let text = format!(
+            "{GOOD}\"sync.group.offsets.enabled\" = true\n\"sync.group.offsets.interval.ms\" = 500\n\
+             groups = [\"app-.*\"]\n\"groups.exclude\" = [\"app-test\"]\n\"sync.group.offsets.allow.rewind\" = true\n"
+        );
+        let r = &load_str(&text).unwrap().route_configs()[0];
+        let expected = GroupSyncConfig {
+            enabled: true,
+            interval: Duration::from_millis(500),
+            groups: vec!["app-.*".to_string()],
+            groups_exclude: vec!["app-test".to_string()],
+            allow_rewind: true,
+        };
+        assert_eq!(r.group_sync, expected);
+        let e = load_str(&format!("{GOOD}groups = [\"app(\"]\n")).unwrap_err();
+        assert_eq!(e.key, "routes[0].groups");
+        let e = load_str(&format!("{GOOD}\"sync.group.offsets.interval.ms\" = 0\n")).unwrap_err();
+        assert_eq!(e.key, "routes[0].sync.group.offsets.interval.ms");
+        let by_key = format!("{GOOD}\"sync.group.offsets.enabled\" = true\n\"partition.mapping\" = \"by-key\"\n");
+        assert_eq!(
+            load_str(&by_key).unwrap_err().key,
+            "routes[0].sync.group.offsets.enabled"
+        );
     }
 
     #[test]

@@ -60,9 +60,17 @@ pub enum Translation {
     AtLeastOnce { target: i64 },
     /// The source offset is past what has been replicated: do not commit it yet.
     HeldBack { replicated_to: i64 },
-    /// The source offset is older than the map (before kferry replicated this partition, or
-    /// older than the mappings kept). `target` is where the map starts.
-    BeforeMap { first_source: i64, target: i64 },
+    /// The source offset is older than the map: before kferry replicated this partition, or
+    /// older than the mappings kept. `target` is where the map starts. With
+    /// `nothing_before`, this route replicated nothing below `first_source` (the target
+    /// partition was empty when it started), so `target` is exactly the next record a consumer
+    /// can read there; otherwise records below may be on the target at unknown offsets, and
+    /// the offset is not translated.
+    BeforeMap {
+        first_source: i64,
+        target: i64,
+        nothing_before: bool,
+    },
     /// Nothing is known for this partition.
     Unknown,
 }
@@ -72,13 +80,22 @@ impl Translation {
     pub fn target(&self) -> Option<i64> {
         match *self {
             Translation::Exact { target } | Translation::AtLeastOnce { target } => Some(target),
-            Translation::BeforeMap { target, .. } => Some(target),
+            Translation::BeforeMap {
+                target, nothing_before, ..
+            } => nothing_before.then_some(target),
             Translation::HeldBack { .. } | Translation::Unknown => None,
         }
     }
 
     pub fn is_exact(&self) -> bool {
-        matches!(self, Translation::Exact { .. })
+        matches!(
+            self,
+            Translation::Exact { .. }
+                | Translation::BeforeMap {
+                    nothing_before: true,
+                    ..
+                }
+        )
     }
 }
 
@@ -106,6 +123,10 @@ pub struct PartitionMap {
     covered_target: Option<i64>,
     /// True when `[last segment end, covered_source)` holds no replicated record.
     tail_known: bool,
+    /// True when nothing below `origin` was replicated to the target (see
+    /// [`PartitionMap::with_nothing_before`]).
+    #[serde(default)]
+    nothing_before_origin: bool,
     #[serde(skip, default = "default_max")]
     max_segments: usize,
 }
@@ -124,8 +145,18 @@ impl PartitionMap {
             covered_source: source,
             covered_target: target,
             tail_known: true,
+            nothing_before_origin: false,
             max_segments: DEFAULT_MAX_SEGMENTS,
         }
+    }
+
+    /// Says that nothing below the map's origin was replicated to the target: the route
+    /// starts on an empty target partition. Offsets below the origin then translate to the
+    /// map's first target offset; without it they are not translated (they may be on the
+    /// target at offsets the map no longer knows).
+    pub fn with_nothing_before(mut self) -> PartitionMap {
+        self.nothing_before_origin = self.segments.is_empty() && self.covered_source == self.origin;
+        self
     }
 
     /// Keeps at most `max` segments (at least 1).
@@ -239,6 +270,7 @@ impl PartitionMap {
     fn trim(&mut self) {
         while self.segments.len() > self.max_segments {
             if let Some(dropped) = self.segments.pop_front() {
+                self.nothing_before_origin = false;
                 self.origin = dropped.source_end;
                 if let Some(next) = self.segments.front_mut() {
                     if !next.gap_known {
@@ -325,6 +357,7 @@ impl PartitionMap {
                 false => Translation::BeforeMap {
                     first_source: self.origin,
                     target: seg.target_start,
+                    nothing_before: self.nothing_before_origin && source < self.origin && seg.gap_known,
                 },
             };
         }
@@ -353,6 +386,7 @@ impl PartitionMap {
             (None, Some(target)) if source < self.origin => Translation::BeforeMap {
                 first_source: self.origin,
                 target,
+                nothing_before: self.nothing_before_origin,
             },
             (None, Some(target)) => Translation::Exact { target },
             (None, None) => Translation::Unknown,
@@ -431,13 +465,24 @@ mod tests {
     fn offsets_before_the_map_say_so() {
         let mut m = PartitionMap::starting_at(100, Some(7));
         m.record(&[(100, 1)], Some(7), 101);
+        let before = m.translate(40);
         assert_eq!(
-            m.translate(40),
+            before,
             Translation::BeforeMap {
                 first_source: 100,
-                target: 7
+                target: 7,
+                nothing_before: false
             }
         );
+        assert_eq!(
+            before.target(),
+            None,
+            "records below may be on the target: not translated"
+        );
+        let mut fresh = PartitionMap::starting_at(100, Some(0)).with_nothing_before();
+        fresh.record(&[(100, 1)], Some(0), 101);
+        let before = fresh.translate(40);
+        assert_eq!((before.target(), before.is_exact()), (Some(0), true));
         let empty = PartitionMap::starting_at(100, Some(7));
         assert_eq!(empty.translate(100), exact(7));
         assert_eq!(empty.translate(101), Translation::HeldBack { replicated_to: 100 });

@@ -12,6 +12,7 @@
 pub mod map;
 pub mod persist;
 pub mod store;
+pub mod sync;
 pub mod translate;
 
 use std::collections::HashMap;

@@ -109,6 +109,8 @@ pub struct RouteConfig {
     pub on_data_loss: DataLossPolicy,
     /// `offset.map.topic`: the compacted topic on the target holding the offset maps.
     pub offset_map_topic: String,
+    /// Group offset sync (`sync.group.offsets.*`, `groups`, `groups.exclude`).
+    pub group_sync: crate::offsets::sync::GroupSyncConfig,
 }
 
 /// How a route maps source partitions to target partitions.
@@ -178,6 +180,7 @@ impl RouteConfig {
             partition_mapping: PartitionMapping::Identity,
             on_data_loss: DataLossPolicy::Fail,
             offset_map_topic: crate::offsets::DEFAULT_TOPIC.to_string(),
+            group_sync: crate::offsets::sync::GroupSyncConfig::default(),
         }
     }
 

@@ -26,6 +26,7 @@ use super::router::{run_router, RouterContext};
 use super::sink::{run_sink, SinkContext};
 use super::slowpath::SlowPathOptions;
 use super::{PartitionMapping, RouteConfig, StartPosition, TopicFilter};
+use crate::offsets::sync::run_group_sync;
 use crate::offsets::{MapTopic, MapWriter, OffsetMaps, PartitionMap};
 use crate::wire::admin::TopicPartition;
 use crate::wire::fetch::{FetchParams, READ_COMMITTED};
@@ -379,6 +380,10 @@ pub async fn start_route(
                             map.resume(acked.source_next, acked.target_next);
                             map
                         }
+                        // An empty target partition: nothing below the start was replicated.
+                        None if acked.target_next == Some(0) => {
+                            PartitionMap::starting_at(acked.source_next, acked.target_next).with_nothing_before()
+                        }
                         None => PartitionMap::starting_at(acked.source_next, acked.target_next),
                     };
                     let map = offset_maps.insert(topic, partition, map);
@@ -423,6 +428,7 @@ pub async fn start_route(
     });
     let mut background = JoinSet::new();
     background.spawn(run_fetchers(fetch_ctx, stop_rx.clone()));
+    background.spawn(run_group_sync(cfg, &source, &target, &offset_maps, &stop_rx));
     let progress = Arc::new(ProgressStore {
         source: source.clone(),
         target: target.clone(),

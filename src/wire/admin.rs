@@ -17,8 +17,8 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, DescribeConfigsRequest, FindCoordinatorRequest, GroupId, InitProducerIdRequest,
-    ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    BrokerId, CreateTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
+    InitProducerIdRequest, ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -45,6 +45,39 @@ pub struct NewTopic {
 pub struct CommittedOffset {
     pub offset: i64,
     pub metadata: String,
+}
+
+/// A consumer group as ListGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedGroup {
+    pub group_id: String,
+    /// "consumer" for Kafka consumers; empty for groups that only commit offsets.
+    pub protocol_type: String,
+    /// The group state when the broker reports it (ListGroups v4+), else empty.
+    pub state: String,
+}
+
+/// The groups of every broker that answered ListGroups, and the errors of those that did not.
+#[derive(Debug, Default)]
+pub struct ListedGroups {
+    pub groups: Vec<ListedGroup>,
+    pub errors: Vec<WireError>,
+}
+
+/// A consumer group as its coordinator describes it (DescribeGroups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// "Empty", "Stable", "PreparingRebalance", "CompletingRebalance" or "Dead".
+    pub state: String,
+    pub members: usize,
+}
+
+impl GroupDescription {
+    /// True while the group has members or is rebalancing: an offset commit from outside
+    /// the group could be overwritten by, or overwrite, a member's own.
+    pub fn is_active(&self) -> bool {
+        self.members > 0 || !matches!(self.state.as_str(), "Empty" | "Dead" | "")
+    }
 }
 
 /// A topic name and a partition index: how the bulk requests key their answers.
@@ -371,5 +404,80 @@ impl Cluster {
             }
         }
         Ok(out)
+    }
+}
+
+impl Cluster {
+    /// Lists the consumer groups of the cluster. Each broker knows only the groups it
+    /// coordinates, so ListGroups goes to every broker of the cached metadata (fetched first
+    /// if there is none; a brokers-only refresh would count as a full one and delay the
+    /// fetchers' periodic refresh).
+    pub async fn list_groups(&self) -> Result<ListedGroups, WireError> {
+        let mut meta = self.metadata();
+        if meta.brokers.is_empty() {
+            meta = self.refresh_metadata(None).await?;
+        }
+        let mut ids: Vec<i32> = meta.brokers.keys().copied().collect();
+        ids.sort_unstable();
+        let mut out = ListedGroups::default();
+        for id in ids {
+            match self.list_groups_of(id).await {
+                Ok(groups) => out.groups.extend(groups),
+                Err(e) => out.errors.push(e),
+            }
+        }
+        out.groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out.groups.dedup_by(|a, b| a.group_id == b.group_id);
+        Ok(out)
+    }
+
+    async fn list_groups_of(&self, broker: i32) -> Result<Vec<ListedGroup>, WireError> {
+        let conn = self.broker(broker, Purpose::Control).await?;
+        let version = conn.version_for::<ListGroupsRequest>(4)?;
+        let response = conn.call(&ListGroupsRequest::default(), version).await?;
+        check_code(self.name(), response.error_code, || {
+            format!("ListGroups on broker {broker} ({})", conn.addr())
+        })?;
+        Ok(response
+            .groups
+            .iter()
+            .map(|g| ListedGroup {
+                group_id: g.group_id.0.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+                state: g.group_state.to_string(),
+            })
+            .collect())
+    }
+
+    /// Describes a group at its coordinator. A group the coordinator does not know is
+    /// reported as "Dead" with no members, as Kafka itself does.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, WireError> {
+        let coordinator = self.group_coordinator(group).await?;
+        let conn = self.broker(coordinator, Purpose::Control).await?;
+        let version = conn.version_for::<DescribeGroupsRequest>(5)?;
+        let request = DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(StrBytes::from_string(group.to_string()))])
+            .with_include_authorized_operations(false);
+        let response = conn.call(&request, version).await?;
+        let Some(g) = response.groups.iter().find(|g| g.group_id.0.as_str() == group) else {
+            return Err(WireError::Protocol {
+                cluster: self.name().to_string(),
+                addr: conn.addr().to_string(),
+                api: "DescribeGroups",
+                version,
+                message: format!("no answer for group '{group}'"),
+            });
+        };
+        if g.error_code == ResponseError::GroupIdNotFound.code() {
+            return Ok(GroupDescription {
+                state: "Dead".to_string(),
+                members: 0,
+            });
+        }
+        check_code(self.name(), g.error_code, || format!("DescribeGroups group '{group}'"))?;
+        Ok(GroupDescription {
+            state: g.group_state.to_string(),
+            members: g.members.len(),
+        })
     }
 }

@@ -316,6 +316,8 @@ pub fn api_name(api_key: i16) -> &'static str {
         Ok(ApiKey::CreateTopics) => "CreateTopics",
         Ok(ApiKey::InitProducerId) => "InitProducerId",
         Ok(ApiKey::DescribeConfigs) => "DescribeConfigs",
+        Ok(ApiKey::ListGroups) => "ListGroups",
+        Ok(ApiKey::DescribeGroups) => "DescribeGroups",
         _ => "request",
     }
 }

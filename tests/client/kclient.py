@@ -20,6 +20,11 @@ Subcommands
   watermarks    --bootstrap B --topic T [--partitions N]
   commit-offsets --bootstrap B --group G --topic T --offset P=O [--offset P=O ...]
   group-offsets  --bootstrap B --group G --topic T [--partitions N]
+  group-consume  --bootstrap B --group G --topic T [--topic T2 ...] --partitions N [--per-partition K]
+                 [--reset earliest|latest|error] [--isolation ...] [--timeout-s S] [--hold-file F]
+                 A subscribed group member: reads K records of each partition (all to the end
+                 without K) from the group's committed offsets, commits, optionally stays in
+                 the group until F exists -> {"partitions": {"T:p": [{offset, i}]}, "committed": {"T:p": o}}
 
 The generated workload (produce) is a pure function of (seed, i):
   partition  = i % N
@@ -627,6 +632,69 @@ def cmd_group_offsets(a):
           "offsets": {str(tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in res}})
 
 
+def cmd_group_consume(a):
+    import os
+    want = {(t, p) for t in a.topic for p in range(a.partitions)}
+    c = Consumer(base_conf(a.bootstrap, {
+        "group.id": a.group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "check.crcs": True,
+        "isolation.level": a.isolation,
+        "auto.offset.reset": a.reset,
+        # tansu holds a JoinGroup for a while; short timeouts keep the join quick.
+        "session.timeout.ms": 6000,
+        "max.poll.interval.ms": 7000,
+        "fetch.wait.max.ms": 100,
+    }))
+    recs = {k: [] for k in want}
+    done = set()
+    errors = []
+    deadline = time.monotonic() + a.timeout_s
+    committed = {}
+    try:
+        c.subscribe(list(a.topic))
+        while done != want and time.monotonic() < deadline and not errors:
+            for msg in c.consume(num_messages=1000, timeout=0.2):
+                err = msg.error()
+                key = (msg.topic(), msg.partition())
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        done.add(key)
+                    elif err.code() not in TRANSIENT or err.fatal():
+                        errors.append(str(err))
+                    continue
+                if key not in want or key in done:
+                    continue
+                recs[key].append({"offset": msg.offset(), "i": record_of(msg)["i"]})
+                if a.per_partition is not None and len(recs[key]) >= a.per_partition:
+                    done.add(key)
+                    c.pause([TopicPartition(msg.topic(), msg.partition())])
+        tps = [TopicPartition(t, p, rs[-1]["offset"] + 1) for (t, p), rs in recs.items() if rs]
+        if tps and not errors:
+            for tp in c.commit(offsets=tps, asynchronous=False) or []:
+                if tp.error is not None:
+                    errors.append(str(tp.error))
+                else:
+                    committed["%s:%d" % (tp.topic, tp.partition)] = tp.offset
+        if a.hold_file:
+            eprint("group-consume: staying in group %s until %s exists" % (a.group, a.hold_file))
+            hold_deadline = time.monotonic() + a.hold_timeout_s
+            while not os.path.exists(a.hold_file) and time.monotonic() < hold_deadline:
+                c.poll(0.1)
+    finally:
+        c.close()
+    out = {"group": a.group, "complete": done == want and not errors, "committed": committed,
+           "partitions": {"%s:%d" % k: rs for k, rs in sorted(recs.items())}}
+    if errors:
+        out["errors"] = errors[:SAMPLE]
+    emit(out)
+    if not out["complete"]:
+        eprint("group-consume incomplete: done %d of %d partitions, errors %s" % (len(done), len(want), errors[:SAMPLE]))
+        raise Failure()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="kclient", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -717,6 +785,20 @@ def main(argv=None):
     topic_args(sp)
     sp.add_argument("--group", required=True)
     sp.set_defaults(fn=cmd_group_offsets)
+
+    sp = sub.add_parser("group-consume")
+    sp.add_argument("--bootstrap", required=True)
+    sp.add_argument("--group", required=True)
+    sp.add_argument("--topic", action="append", required=True)
+    sp.add_argument("--partitions", type=int, required=True, help="partition count of every topic")
+    sp.add_argument("--per-partition", type=int, default=None, help="records to read per partition (default: to the end)")
+    sp.add_argument("--reset", choices=["earliest", "latest", "error"], default="earliest",
+                    help="auto.offset.reset for partitions without a committed offset")
+    sp.add_argument("--isolation", choices=["read_committed", "read_uncommitted"], default="read_committed")
+    sp.add_argument("--timeout-s", type=float, default=60.0)
+    sp.add_argument("--hold-file", default=None, help="after committing, stay in the group until this file exists")
+    sp.add_argument("--hold-timeout-s", type=float, default=120.0)
+    sp.set_defaults(fn=cmd_group_consume)
 
     a = ap.parse_args(argv)
     try:

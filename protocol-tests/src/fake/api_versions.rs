@@ -17,13 +17,14 @@ use super::conn::encode;
 use super::FakeOptions;
 
 /// (API key, min, max) of every API the fake answers.
-const RANGES: [(ApiKey, i16, i16); 7] = [
+const RANGES: [(ApiKey, i16, i16); 8] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::OffsetFetch, 1, 7),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::ListGroups, 0, 4),
     (ApiKey::Fetch, 4, 16),
 ];
 

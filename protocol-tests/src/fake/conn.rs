@@ -15,7 +15,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{api_versions, fetch, find_coordinator, list_offsets, metadata, offset_commit, offset_fetch};
+use super::{api_versions, fetch, find_coordinator, list_groups, list_offsets, metadata, offset_commit, offset_fetch};
 use super::{unsupported, RequestSeen, Shared};
 
 /// Largest request accepted (Kafka's `socket.request.max.bytes` default, 100 MiB).
@@ -91,6 +91,10 @@ async fn answer(shared: &Shared, mut frame: Bytes, node: i32) -> Result<Bytes, S
         ApiKey::OffsetFetch => encode(offset_fetch::handle(shared, decode(&mut frame, v)?), v),
         ApiKey::OffsetCommit => encode(offset_commit::handle(shared, decode(&mut frame, v)?), v),
         ApiKey::ListOffsets => encode(list_offsets::handle(shared, decode(&mut frame, v)?, v), v),
+        ApiKey::ListGroups => {
+            let _: kafka_protocol::messages::ListGroupsRequest = decode(&mut frame, v)?;
+            encode(list_groups::handle(shared, node), v)
+        }
         ApiKey::Fetch => encode(fetch::handle(shared, decode(&mut frame, v)?, v, seen, node).await, v),
         other => return Err(format!("{other:?} is advertised but not implemented")),
     }?;

@@ -17,6 +17,7 @@
 //! | FindCoordinator | 0-4 | node 0 for every key |
 //! | OffsetFetch | 1-7 | offsets committed through OffsetCommit, in memory; -1 when none |
 //! | OffsetCommit | 2-8 | stores offset and metadata; no group membership checks |
+//! | ListGroups | 0-4 | the groups with committed offsets, state "Empty", from node 0 only (node 1 coordinates none) |
 //! | ListOffsets | 1-7 | -2: log start offset; -1: high watermark (last stable offset when read_committed) |
 //! | Fetch | 4-16 | the log bytes from the first entry whose last offset is at or above the fetch offset, below the high watermark (or last stable offset), within KIP-74's byte limits; waits up to `max_wait_ms` for data; fetch sessions (KIP-227) unless [`FakeOptions::no_fetch_sessions`]; preferred read replicas (KIP-392) with [`FakeOptions::follower_rack`]; OFFSET_OUT_OF_RANGE below the log start ([`FakeBroker::set_log_start_offset`]) or past the log end; `diverging_epoch` (KIP-320) after [`FakeBroker::truncate`] |
 //!
@@ -44,6 +45,7 @@ mod conn;
 mod fetch;
 mod fetch_session;
 mod find_coordinator;
+mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;

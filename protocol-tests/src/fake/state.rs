@@ -284,6 +284,13 @@ impl State {
         self.groups.get(group)?.get(&(topic.to_string(), partition))
     }
 
+    /// Every group that committed an offset, sorted.
+    pub fn group_ids(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.groups.keys().cloned().collect();
+        out.sort();
+        out
+    }
+
     /// Every (topic, partition) the group committed, sorted.
     pub fn committed_partitions(&self, group: &str) -> Vec<(String, i32)> {
         let mut out: Vec<_> = self
