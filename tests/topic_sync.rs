@@ -5,8 +5,9 @@
 //! does not select is left alone. Records are verified with the real client
 //! (confluent-kafka, `check.crcs=true`).
 //!
-//! tansu 0.6 has no CreatePartitions, so partition growth is tested against the fake broker
-//! (`tests/fake_growth.rs` is not needed: see `protocol-tests/src/fake/tests_growth.rs`).
+//! tansu 0.6 has no CreatePartitions (nor AlterConfigs; IncrementalAlterConfigs it has), so
+//! partition growth is tested with the fake broker as source and as target
+//! (`FakeOptions::target`: Produce, InitProducerId, CreatePartitions).
 
 mod common;
 mod support;
@@ -17,7 +18,11 @@ use common::{kclient, wait_until, Broker};
 use kferry::replicate::RenamePolicy;
 use kferry::wire::ClusterConfig;
 use kferry::{Replicator, RouteConfig};
+use kferry::wire::Cluster;
+use kferry_protocol_tests::craft::CraftedBatch;
+use kferry_protocol_tests::fake::{FakeBroker, FakeOptions};
 use support::daemon::assert_exact;
+use support::read_batches;
 
 const REFRESH: Duration = Duration::from_secs(1);
 
@@ -154,4 +159,104 @@ async fn new_topics_and_config_changes_reach_the_target_while_running() {
     assert_eq!(second, 450, "the added partitions show in the route's status");
     assert!(running.errors().is_empty(), "{:?}", running.errors());
     running.shutdown().await.expect("clean shutdown");
+}
+
+/// `n` v2 batches of 3 records each for `partition`, from offset `base`, values naming them.
+fn batches(partition: i32, base: i64, n: i64) -> Vec<u8> {
+    (0..n)
+        .flat_map(|i| {
+            let values: Vec<Vec<u8>> = (0..3).map(|r| format!("p{partition}-b{}-r{r}", base / 3 + i).into_bytes()).collect();
+            let mut batch = CraftedBatch::valid(&values.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            batch.base_offset = base + 3 * i;
+            batch.encode()
+        })
+        .collect()
+}
+
+/// Every batch of both partitions carries the same records (after the 61-byte header).
+async fn assert_same_batches(source: &str, target: &str, topic: &str, partition: i32, expected: usize) {
+    let (src, dst) = (
+        read_batches(source, topic, partition).await,
+        read_batches(target, topic, partition).await,
+    );
+    assert_eq!(src.len(), expected, "{topic}-{partition} source batches");
+    assert_eq!(dst.len(), expected, "{topic}-{partition} target batches");
+    for (i, (s, d)) in src.iter().zip(&dst).enumerate() {
+        assert_eq!(s.record_count(), d.record_count(), "{topic}-{partition} batch {i}");
+        assert!(s.payload() == d.payload(), "{topic}-{partition} batch {i}: records differ");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_added_on_the_source_are_added_on_the_target_and_replicated() {
+    let src = FakeBroker::start().await.unwrap();
+    let dst = FakeBroker::start_with(FakeOptions {
+        target: true,
+        ..FakeOptions::default()
+    })
+    .await
+    .unwrap();
+    src.create_topic("grow", 1);
+    src.append("grow", 0, &batches(0, 0, 4));
+    dst.create_topic("grow", 1);
+
+    let mut route = RouteConfig::new("grow", "src", "dst").include(&["grow"]);
+    route.metadata_max_age = Duration::from_millis(500);
+    let replicator = Replicator::builder()
+        .cluster(ClusterConfig::new("src", vec![src.bootstrap()]))
+        .cluster(ClusterConfig::new("dst", vec![dst.bootstrap()]))
+        .route(route)
+        .build()
+        .expect("route builds");
+    let running = replicator.start().await.expect("route starts");
+    let replicated = |p: i32| dst.partition_count("grow") > p && dst.log_end_offset("grow", p) == src.log_end_offset("grow", p);
+    assert!(wait_until(Duration::from_secs(10), Duration::from_millis(50), || replicated(0)));
+
+    // The source topic grows from 1 to 3 partitions, with records in the new ones.
+    src.add_partitions("grow", 3);
+    src.append("grow", 1, &batches(1, 0, 2));
+    src.append("grow", 2, &batches(2, 0, 3));
+    src.append("grow", 0, &batches(0, 12, 1));
+    let grown = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(50), || (0..3).all(replicated)),
+        "target has {} partitions; {:?}",
+        dst.partition_count("grow"),
+        running.status()
+    );
+    eprintln!("3 partitions replicated {:?} after the source grew (refresh 500 ms)", grown.elapsed());
+    assert_eq!(dst.partition_count("grow"), 3, "CreatePartitions grew the target");
+    let (s, d) = (src.bootstrap(), dst.bootstrap());
+    for (p, expected) in [(0, 5), (1, 2), (2, 3)] {
+        assert_same_batches(&s, &d, "grow", p, expected).await;
+    }
+    assert_eq!(running.status().len(), 3, "the route shows the added partitions");
+    assert!(running.errors().is_empty(), "{:?}", running.errors());
+    running.shutdown().await.expect("clean shutdown");
+    for p in 1..3 {
+        let committed = src.committed("kferry-grow", "grow", p).expect("added partitions commit progress");
+        assert_eq!(committed.offset, src.log_end_offset("grow", p), "grow-{p}");
+    }
+}
+
+#[tokio::test]
+async fn create_partitions_grows_a_topic_and_refuses_to_shrink_it() {
+    let broker = FakeBroker::start_with(FakeOptions {
+        target: true,
+        ..FakeOptions::default()
+    })
+    .await
+    .unwrap();
+    broker.create_topic("t", 2);
+    let cluster = Cluster::new(ClusterConfig::new("fake", vec![broker.bootstrap()]));
+    cluster.refresh_metadata(None).await.unwrap();
+    cluster.create_partitions(&[("t".to_string(), 5)]).await.expect("grows");
+    assert_eq!(broker.partition_count("t"), 5);
+    let meta = cluster.refresh_metadata(None).await.unwrap();
+    assert_eq!(meta.topics["t"].partitions.len(), 5);
+    let err = cluster.create_partitions(&[("t".to_string(), 3)]).await.unwrap_err().to_string();
+    assert!(err.contains("fake") && err.contains("CreatePartitions 't'"), "{err}");
+    assert_eq!(broker.partition_count("t"), 5, "nothing removed");
+    let err = cluster.create_partitions(&[("nope".to_string(), 3)]).await.unwrap_err().to_string();
+    assert!(err.contains("'nope'"), "{err}");
 }
