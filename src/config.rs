@@ -412,12 +412,14 @@ impl Config {
                     "must be \"identity\" or \"by-key\"".to_string(),
                 )
             })?;
-            r.rename_policy()
-                .map_err(|e| (key("rename.policy"), e))?;
+            r.rename_policy().map_err(|e| (key("rename.policy"), e))?;
             TopicFilter::new(&r.config_properties_exclude, &[])
                 .map_err(|e| (key("config.properties.exclude"), e.to_string()))?;
             if r.replication_factor == 0 || r.replication_factor < -1 {
-                return Err((key("replication.factor"), "must be -1 (the target's default) or at least 1".to_string()));
+                return Err((
+                    key("replication.factor"),
+                    "must be -1 (the target's default) or at least 1".to_string(),
+                ));
             }
             if r.metadata_max_age_ms == 0 || r.sync_topic_configs_interval_seconds == 0 {
                 let field = match r.metadata_max_age_ms {
@@ -542,10 +544,15 @@ impl Config {
         let first = &self.routes[path[0]];
         let last = &self.routes[*path.last()?];
         if last.target == first.source {
-            if path.iter().any(|&i| self.routes[i].rename_policy().is_ok_and(|p| p.breaks_cycles())) {
+            if path
+                .iter()
+                .any(|&i| self.routes[i].rename_policy().is_ok_and(|p| p.breaks_cycles()))
+            {
                 return None; // a prefixing route skips names that went around (rename.rs)
             }
-            let renames = path.iter().any(|&i| self.routes[i].rename_policy() != Ok(RenamePolicy::Identity));
+            let renames = path
+                .iter()
+                .any(|&i| self.routes[i].rename_policy() != Ok(RenamePolicy::Identity));
             return match cycle_overlap(path, filters) {
                 Overlap::Disjoint if !renames => None,
                 _ => Some(path.clone()),

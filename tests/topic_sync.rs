@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use common::{kclient, wait_until, Broker};
 use kferry::replicate::RenamePolicy;
+use kferry::wire::Cluster;
 use kferry::wire::ClusterConfig;
 use kferry::{Replicator, RouteConfig};
-use kferry::wire::Cluster;
 use kferry_protocol_tests::craft::CraftedBatch;
 use kferry_protocol_tests::fake::{FakeBroker, FakeOptions};
 use support::daemon::assert_exact;
@@ -110,11 +110,19 @@ async fn new_topics_and_config_changes_reach_the_target_while_running() {
     assert_exact(&verify(&s, &d, "events.first", "src.events.first", 2), 200);
     let (count, config) = describe(&d, "src.events.first").expect("target topic exists");
     assert_eq!(count, 2);
-    assert_eq!(config["retention.ms"], "3600000", "source config copied at creation: {config}");
+    assert_eq!(
+        config["retention.ms"], "3600000",
+        "source config copied at creation: {config}"
+    );
     assert_eq!(config["compression.type"], "producer", "{config}");
 
     // A new matching topic, and one the route does not select, created while kferry runs.
-    create(&s, "events.second", 3, &["cleanup.policy=delete", "retention.ms=7200000"]);
+    create(
+        &s,
+        "events.second",
+        3,
+        &["cleanup.policy=delete", "retention.ms=7200000"],
+    );
     create(&s, "other", 1, &[]);
     let created = Instant::now();
     produce(&s, "events.second", 3, 0, 300);
@@ -147,7 +155,11 @@ async fn new_topics_and_config_changes_reach_the_target_while_running() {
     let synced = wait_until(Duration::from_secs(10), Duration::from_millis(200), || {
         describe(&d, "src.events.first").is_some_and(|(_, c)| c["retention.ms"] == "1800000")
     });
-    assert!(synced, "retention.ms not synced: {:?}", describe(&d, "src.events.first"));
+    assert!(
+        synced,
+        "retention.ms not synced: {:?}",
+        describe(&d, "src.events.first")
+    );
 
     assert!(describe(&d, "src.other").is_none(), "a topic the route does not select");
     let status = running.status();
@@ -165,7 +177,9 @@ async fn new_topics_and_config_changes_reach_the_target_while_running() {
 fn batches(partition: i32, base: i64, n: i64) -> Vec<u8> {
     (0..n)
         .flat_map(|i| {
-            let values: Vec<Vec<u8>> = (0..3).map(|r| format!("p{partition}-b{}-r{r}", base / 3 + i).into_bytes()).collect();
+            let values: Vec<Vec<u8>> = (0..3)
+                .map(|r| format!("p{partition}-b{}-r{r}", base / 3 + i).into_bytes())
+                .collect();
             let mut batch = CraftedBatch::valid(&values.iter().map(Vec::as_slice).collect::<Vec<_>>());
             batch.base_offset = base + 3 * i;
             batch.encode()
@@ -183,7 +197,10 @@ async fn assert_same_batches(source: &str, target: &str, topic: &str, partition:
     assert_eq!(dst.len(), expected, "{topic}-{partition} target batches");
     for (i, (s, d)) in src.iter().zip(&dst).enumerate() {
         assert_eq!(s.record_count(), d.record_count(), "{topic}-{partition} batch {i}");
-        assert!(s.payload() == d.payload(), "{topic}-{partition} batch {i}: records differ");
+        assert!(
+            s.payload() == d.payload(),
+            "{topic}-{partition} batch {i}: records differ"
+        );
     }
 }
 
@@ -209,8 +226,11 @@ async fn partitions_added_on_the_source_are_added_on_the_target_and_replicated()
         .build()
         .expect("route builds");
     let running = replicator.start().await.expect("route starts");
-    let replicated = |p: i32| dst.partition_count("grow") > p && dst.log_end_offset("grow", p) == src.log_end_offset("grow", p);
-    assert!(wait_until(Duration::from_secs(10), Duration::from_millis(50), || replicated(0)));
+    let replicated =
+        |p: i32| dst.partition_count("grow") > p && dst.log_end_offset("grow", p) == src.log_end_offset("grow", p);
+    assert!(wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        replicated(0)
+    }));
 
     // The source topic grows from 1 to 3 partitions, with records in the new ones.
     src.add_partitions("grow", 3);
@@ -219,12 +239,16 @@ async fn partitions_added_on_the_source_are_added_on_the_target_and_replicated()
     src.append("grow", 0, &batches(0, 12, 1));
     let grown = Instant::now();
     assert!(
-        wait_until(Duration::from_secs(10), Duration::from_millis(50), || (0..3).all(replicated)),
+        wait_until(Duration::from_secs(10), Duration::from_millis(50), || (0..3)
+            .all(replicated)),
         "target has {} partitions; {:?}",
         dst.partition_count("grow"),
         running.status()
     );
-    eprintln!("3 partitions replicated {:?} after the source grew (refresh 500 ms)", grown.elapsed());
+    eprintln!(
+        "3 partitions replicated {:?} after the source grew (refresh 500 ms)",
+        grown.elapsed()
+    );
     assert_eq!(dst.partition_count("grow"), 3, "CreatePartitions grew the target");
     let (s, d) = (src.bootstrap(), dst.bootstrap());
     for (p, expected) in [(0, 5), (1, 2), (2, 3)] {
@@ -234,7 +258,9 @@ async fn partitions_added_on_the_source_are_added_on_the_target_and_replicated()
     assert!(running.errors().is_empty(), "{:?}", running.errors());
     running.shutdown().await.expect("clean shutdown");
     for p in 1..3 {
-        let committed = src.committed("kferry-grow", "grow", p).expect("added partitions commit progress");
+        let committed = src
+            .committed("kferry-grow", "grow", p)
+            .expect("added partitions commit progress");
         assert_eq!(committed.offset, src.log_end_offset("grow", p), "grow-{p}");
     }
 }
@@ -254,9 +280,17 @@ async fn create_partitions_grows_a_topic_and_refuses_to_shrink_it() {
     assert_eq!(broker.partition_count("t"), 5);
     let meta = cluster.refresh_metadata(None).await.unwrap();
     assert_eq!(meta.topics["t"].partitions.len(), 5);
-    let err = cluster.create_partitions(&[("t".to_string(), 3)]).await.unwrap_err().to_string();
+    let err = cluster
+        .create_partitions(&[("t".to_string(), 3)])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("fake") && err.contains("CreatePartitions 't'"), "{err}");
     assert_eq!(broker.partition_count("t"), 5, "nothing removed");
-    let err = cluster.create_partitions(&[("nope".to_string(), 3)]).await.unwrap_err().to_string();
+    let err = cluster
+        .create_partitions(&[("nope".to_string(), 3)])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("'nope'"), "{err}");
 }

@@ -56,7 +56,9 @@ fn verify(source: &str, target: &str, topic: &str, target_topic: &str, partition
 
 fn partition_count(bootstrap: &str, topic: &str) -> u64 {
     let v = kclient(&["describe-topic", "--bootstrap", bootstrap, "--topic", topic]);
-    v["partitions"].as_u64().unwrap_or_else(|| panic!("no partition count in {v}"))
+    v["partitions"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no partition count in {v}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,9 +83,17 @@ async fn two_sources_aggregate_into_one_target_and_one_source_fans_out() {
         .cluster(ClusterConfig::new("a", vec![ab.clone()]))
         .cluster(ClusterConfig::new("b", vec![bb.clone()]))
         .cluster(ClusterConfig::new("c", vec![cb.clone()]))
-        .route(RouteConfig::new("a-to-c", "a", "c").include(&["orders"]).rename(prefix.clone()))
+        .route(
+            RouteConfig::new("a-to-c", "a", "c")
+                .include(&["orders"])
+                .rename(prefix.clone()),
+        )
         .route(RouteConfig::new("b-to-c", "b", "c").include(&["orders"]).rename(prefix))
-        .route(RouteConfig::new("a-to-b", "a", "b").include(&["orders"]).rename(template))
+        .route(
+            RouteConfig::new("a-to-b", "a", "b")
+                .include(&["orders"])
+                .rename(template),
+        )
         .build()
         .expect("routes build");
     let running = replicator.start().await.expect("routes start");
@@ -103,19 +113,29 @@ async fn two_sources_aggregate_into_one_target_and_one_source_fans_out() {
     assert_exact(&verify(&ab, &bb, "orders", "agg.a.orders", 3), total);
     // Nothing under identity names on c.
     let listed = kclient(&["list-topics", "--bootstrap", &cb]);
-    assert!(listed["topics"].get("orders").is_none(), "c has no topic named orders: {listed}");
+    assert!(
+        listed["topics"].get("orders").is_none(),
+        "c has no topic named orders: {listed}"
+    );
     assert_eq!(listed["topics"]["a.orders"], 3, "{listed}");
 
     assert!(
-        wait_until(Duration::from_secs(20), Duration::from_millis(100), || running.caught_up()),
+        wait_until(Duration::from_secs(20), Duration::from_millis(100), || running
+            .caught_up()),
         "routes report caught up"
     );
     let status = running.status();
-    for (route, target_topic) in [("a-to-c", "a.orders"), ("b-to-c", "b.orders"), ("a-to-b", "agg.a.orders")] {
+    for (route, target_topic) in [
+        ("a-to-c", "a.orders"),
+        ("b-to-c", "b.orders"),
+        ("a-to-b", "agg.a.orders"),
+    ] {
         let parts: Vec<_> = status.iter().filter(|(r, _)| r == route).collect();
         assert!(!parts.is_empty(), "{route} has partitions");
         assert!(
-            parts.iter().all(|(_, p)| p.source_topic == "orders" && p.target_topic == target_topic),
+            parts
+                .iter()
+                .all(|(_, p)| p.source_topic == "orders" && p.target_topic == target_topic),
             "{route}: {parts:?}"
         );
         let records: u64 = parts.iter().map(|(_, p)| p.records_out).sum();

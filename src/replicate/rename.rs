@@ -40,7 +40,9 @@ impl RenamePolicy {
     /// Parses `rename.policy`, `rename.template` and `rename.separator`.
     pub fn parse(policy: &str, template: Option<&str>, separator: &str) -> Result<RenamePolicy, String> {
         if separator.is_empty() || !separator.chars().all(legal_char) {
-            return Err(format!("rename.separator '{separator}' must be 1 or more of a-z A-Z 0-9 . _ -"));
+            return Err(format!(
+                "rename.separator '{separator}' must be 1 or more of a-z A-Z 0-9 . _ -"
+            ));
         }
         let separator = separator.to_string();
         match (policy, template) {
@@ -186,10 +188,14 @@ mod tests {
 
     #[test]
     fn bad_options_are_refused() {
-        assert!(RenamePolicy::parse("mirror", None, ".").unwrap_err().contains("must be"));
+        assert!(RenamePolicy::parse("mirror", None, ".")
+            .unwrap_err()
+            .contains("must be"));
         assert!(RenamePolicy::parse("template", None, ".").is_err());
         assert!(RenamePolicy::parse("template", Some("agg.{source}"), ".").is_err());
-        assert!(RenamePolicy::parse("template", Some("a/{topic}"), ".").unwrap_err().contains("'/'"));
+        assert!(RenamePolicy::parse("template", Some("a/{topic}"), ".")
+            .unwrap_err()
+            .contains("'/'"));
         assert!(RenamePolicy::parse("prefix", Some("{topic}"), ".").is_err());
         assert!(RenamePolicy::parse("prefix", None, "").is_err());
         assert!(RenamePolicy::parse("prefix", None, "/").is_err());

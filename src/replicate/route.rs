@@ -552,7 +552,13 @@ async fn ensure_target_topics(
     if !created.is_empty() {
         let wanted: Vec<(String, String, i32)> = created
             .iter()
-            .map(|t| ((*t).clone(), cfg.topic_rename().target_topic(t).unwrap_or_default(), count(t) as i32))
+            .map(|t| {
+                (
+                    (*t).clone(),
+                    cfg.topic_rename().target_topic(t).unwrap_or_default(),
+                    count(t) as i32,
+                )
+            })
             .collect();
         topic_sync::create_target_topics(cfg, source, target, &wanted)
             .await
@@ -630,7 +636,9 @@ pub(super) async fn topic_layouts(
             let target_count = target_meta.topics.get(&target_topic).map_or(0, |t| t.partitions.len());
             Ok(TopicLayout {
                 topic: topic.clone(),
-                max_message_bytes: max_message_bytes.remove(&target_topic).unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+                max_message_bytes: max_message_bytes
+                    .remove(&target_topic)
+                    .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
                 target_topic,
                 topic_id: tm.id,
                 partitions: tm.partitions.iter().map(|p| p.partition).collect(),

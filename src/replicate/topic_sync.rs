@@ -93,10 +93,7 @@ pub fn config_changes(
     target: &[TopicConfigEntry],
     filter: &ConfigFilter,
 ) -> Vec<(String, String)> {
-    let current: HashMap<&str, Option<&str>> = target
-        .iter()
-        .map(|e| (e.name.as_str(), e.value.as_deref()))
-        .collect();
+    let current: HashMap<&str, Option<&str>> = target.iter().map(|e| (e.name.as_str(), e.value.as_deref())).collect();
     configs_to_create(source, filter)
         .into_iter()
         .filter(|(k, v)| current.get(k.as_str()).copied().flatten() != Some(v.as_str()))
@@ -186,9 +183,10 @@ pub async fn wait_for_leaders(cluster: &Cluster, topics: &[(String, usize)], tim
     loop {
         let meta = cluster.refresh_metadata(None).await.map_err(|e| e.to_string())?;
         let missing = topics.iter().find(|(t, n)| {
-            meta.topics.get(t).is_none_or(|tm| {
-                tm.partitions.len() < (*n).max(1) || tm.partitions.iter().any(|p| p.leader < 0)
-            })
+            let complete = |tm: &crate::wire::TopicMetadata| {
+                tm.partitions.len() >= (*n).max(1) && tm.partitions.iter().all(|p| p.leader >= 0)
+            };
+            !meta.topics.get(t).is_some_and(complete)
         });
         let Some((topic, n)) = missing else {
             return Ok(());
@@ -264,7 +262,10 @@ impl TopicSync {
         };
         let target_topic = self.cfg.topic_rename().target_topic(topic)?;
         let existing = self.target.refresh_metadata(None).await.map_err(|e| e.to_string())?;
-        let target_count = existing.topics.get(&target_topic).map_or(0, |t| t.partitions.len() as i32);
+        let target_count = existing
+            .topics
+            .get(&target_topic)
+            .map_or(0, |t| t.partitions.len() as i32);
         if target_count == 0 {
             let wanted = [(topic.clone(), target_topic.clone(), to)];
             create_target_topics(&self.cfg, &self.source, &self.target, &wanted)
@@ -326,7 +327,11 @@ impl TopicSync {
             }
             let keys: Vec<&str> = changes.iter().map(|(k, _)| k.as_str()).collect();
             match self.target.set_topic_configs(name, &changes).await {
-                Ok(()) => tracing::info!(route, cluster = self.target.name(), "config sync: '{name}': set {keys:?}"),
+                Ok(()) => tracing::info!(
+                    route,
+                    cluster = self.target.name(),
+                    "config sync: '{name}': set {keys:?}"
+                ),
                 Err(e) => tracing::warn!(route, "config sync: '{name}': setting {keys:?} failed, will retry: {e}"),
             }
         }
@@ -365,7 +370,10 @@ mod tests {
             ro,
             secret,
         ];
-        let copied: Vec<String> = configs_to_create(&source, &filter).into_iter().map(|(k, _)| k).collect();
+        let copied: Vec<String> = configs_to_create(&source, &filter)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(copied, vec!["retention.ms", "cleanup.policy"]);
     }
 
@@ -387,7 +395,13 @@ mod tests {
         let filter = TopicFilter::new(&["orders.*".to_string(), "c\\..*".to_string()], &[]).unwrap();
         let rename = TopicRename::new(RenamePolicy::Prefix { separator: ".".into() }, "a", "c");
         let known = BTreeMap::from([("orders".to_string(), 2), ("orders-eu".to_string(), 3)]);
-        let source = [("orders", 4), ("orders-eu", 3), ("orders-us", 1), ("other", 5), ("c.orders", 1)];
+        let source = [
+            ("orders", 4),
+            ("orders-eu", 3),
+            ("orders-us", 1),
+            ("other", 5),
+            ("c.orders", 1),
+        ];
         assert_eq!(
             topic_changes(&known, source, &filter, &rename),
             vec![
@@ -403,6 +417,9 @@ mod tests {
             ],
             "c.orders came from the target: skipped"
         );
-        assert!(topic_changes(&known, [("orders-new", 0)], &filter, &rename).is_empty(), "no partitions yet");
+        assert!(
+            topic_changes(&known, [("orders-new", 0)], &filter, &rename).is_empty(),
+            "no partitions yet"
+        );
     }
 }

@@ -20,7 +20,8 @@ use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartiti
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
     BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DescribeConfigsRequest, FindCoordinatorRequest, GroupId,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 

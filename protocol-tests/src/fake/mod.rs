@@ -283,7 +283,11 @@ impl FakeBroker {
 
     /// The number of partitions of topic `name` (0 when it does not exist).
     pub fn partition_count(&self, name: &str) -> i32 {
-        self.shared.state().topics.get(name).map_or(0, |t| t.partitions.len() as i32)
+        self.shared
+            .state()
+            .topics
+            .get(name)
+            .map_or(0, |t| t.partitions.len() as i32)
     }
 
     /// Appends raw log bytes (whole v2 batches and/or v0/v1 entries) to a partition.

@@ -66,7 +66,11 @@ fn with_offsets(bytes: &mut [u8], mut base: i64) -> Result<(), String> {
         if len > rest.len() || len < V2_HEADER {
             return Err(format!("batch at byte {pos} has size {size}"));
         }
-        let delta = i32::from_be_bytes(rest[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].try_into().expect("4 bytes"));
+        let delta = i32::from_be_bytes(
+            rest[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
+                .try_into()
+                .expect("4 bytes"),
+        );
         rest[..8].copy_from_slice(&base.to_be_bytes());
         base += i64::from(delta) + 1;
         pos += len;
