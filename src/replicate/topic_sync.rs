@@ -69,10 +69,14 @@ impl ConfigFilter {
         Ok(ConfigFilter { exclude })
     }
 
-    /// True when `entry` may be copied to the target.
+    /// True when `entry` may be copied to the target. A value that comes from the source
+    /// broker's own configuration (Kafka's `ConfigSource` DYNAMIC_BROKER_CONFIG (2),
+    /// DYNAMIC_DEFAULT_BROKER_CONFIG (3), STATIC_BROKER_CONFIG (4) or
+    /// DYNAMIC_BROKER_LOGGER_CONFIG (6)) is that cluster's business, not the topic's.
     pub fn copies(&self, entry: &TopicConfigEntry) -> bool {
         !entry.read_only
             && !entry.sensitive
+            && !matches!(entry.source, 2..=4 | 6)
             && entry.value.is_some()
             && !self.exclude.iter().any(|r| r.is_match(&entry.name))
     }
@@ -214,7 +218,8 @@ pub struct TopicSync {
 /// Runs topic sync until `stop`.
 pub async fn run_topic_sync(mut sync: TopicSync, mut stop: watch::Receiver<bool>) {
     let mut topics = tokio::time::interval(sync.cfg.metadata_max_age);
-    let mut configs = tokio::time::interval(sync.cfg.sync_topic_configs.unwrap_or(Duration::MAX / 4));
+    // Disabled: the branch below never runs (a day keeps the interval's arithmetic small).
+    let mut configs = tokio::time::interval(sync.cfg.sync_topic_configs.unwrap_or(Duration::from_secs(86_400)));
     topics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     configs.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     topics.tick().await;
@@ -360,6 +365,10 @@ mod tests {
         ro.read_only = true;
         let mut secret = entry("some.password", "x");
         secret.sensitive = true;
+        let mut broker = entry("retention.bytes", "1");
+        broker.source = 4; // STATIC_BROKER_CONFIG
+        let mut default = entry("max.message.bytes", "1048588");
+        default.source = 5; // DEFAULT_CONFIG: tansu reports explicitly set configs so too
         let source = vec![
             entry("retention.ms", "1000"),
             entry("cleanup.policy", "compact"),
@@ -369,12 +378,14 @@ mod tests {
             entry("segment.bytes", "1024"),
             ro,
             secret,
+            broker,
+            default,
         ];
         let copied: Vec<String> = configs_to_create(&source, &filter)
             .into_iter()
             .map(|(k, _)| k)
             .collect();
-        assert_eq!(copied, vec!["retention.ms", "cleanup.policy"]);
+        assert_eq!(copied, vec!["retention.ms", "cleanup.policy", "max.message.bytes"]);
     }
 
     #[test]
