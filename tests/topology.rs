@@ -144,3 +144,48 @@ async fn two_sources_aggregate_into_one_target_and_one_source_fans_out() {
     assert!(running.errors().is_empty(), "{:?}", running.errors());
     running.shutdown().await.expect("clean shutdown");
 }
+
+/// MirrorMaker 2's active/active: a -> b and b -> a, both `prefix`, every topic. Each side gets
+/// the other's `orders` under the other's alias, and nothing comes back (`b.a.orders` is never
+/// created), even after several topic sync rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_active_prefix_routes_copy_nothing_back() {
+    let (a, b) = (Broker::start_memory("aa-a"), Broker::start_memory("aa-b"));
+    let (ab, bb) = (a.bootstrap(), b.bootstrap());
+    create_topic(&ab, "orders", 2);
+    create_topic(&bb, "orders", 2);
+    produce(&ab, "orders", 2, 0, 300, 1);
+    produce(&bb, "orders", 2, 0, 200, 2);
+    let route = |name: &str, source: &str, target: &str| {
+        let mut r = RouteConfig::new(name, source, target).rename(RenamePolicy::Prefix { separator: ".".into() });
+        r.metadata_max_age = Duration::from_millis(300);
+        r
+    };
+    let running = Replicator::builder()
+        .cluster(ClusterConfig::new("a", vec![ab.clone()]))
+        .cluster(ClusterConfig::new("b", vec![bb.clone()]))
+        .route(route("a-to-b", "a", "b"))
+        .route(route("b-to-a", "b", "a"))
+        .build()
+        .expect("routes build")
+        .start()
+        .await
+        .expect("routes start");
+    assert_exact(&verify(&ab, &bb, "orders", "a.orders", 2), 300);
+    assert_exact(&verify(&bb, &ab, "orders", "b.orders", 2), 200);
+    tokio::time::sleep(Duration::from_secs(2)).await; // several topic sync rounds
+    for (cluster, other) in [(&ab, "b"), (&bb, "a")] {
+        let listed = kclient(&["list-topics", "--bootstrap", cluster]);
+        let mut topics: Vec<&str> = listed["topics"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|t| !t.starts_with("__"))
+            .collect();
+        topics.sort();
+        assert_eq!(topics, vec![format!("{other}.orders").as_str(), "orders"], "{listed}");
+    }
+    assert!(running.errors().is_empty(), "{:?}", running.errors());
+    running.shutdown().await.expect("clean shutdown");
+}
