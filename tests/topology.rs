@@ -3,6 +3,8 @@
 //! policy (`orders` arrives as `a.orders` and `b.orders`), and `a` also fanned out to `b`
 //! (as `agg.a.orders`, a template). Every record is verified with the real client
 //! (confluent-kafka, `check.crcs=true`): counts, keys, values, headers and order per partition.
+//! Also: prefix routes both ways (active/active) copy nothing back, and a renamed route
+//! resumes after a kill from the target's tail under the target name.
 
 mod common;
 mod support;
@@ -188,4 +190,40 @@ async fn active_active_prefix_routes_copy_nothing_back() {
     }
     assert!(running.errors().is_empty(), "{:?}", running.errors());
     running.shutdown().await.expect("clean shutdown");
+}
+
+/// A renamed route killed with nothing committed resumes from the target's tail under the
+/// target name (`a.orders`), so no record is written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_route_resumes_from_the_renamed_target_tail() {
+    let (a, c) = (Broker::start_memory("rr-a"), Broker::start_memory("rr-c"));
+    let (ab, cb) = (a.bootstrap(), c.bootstrap());
+    create_topic(&ab, "orders", 2);
+    produce(&ab, "orders", 2, 0, 500, 3);
+    let replicator = || {
+        let mut r = RouteConfig::new("rr", "a", "c")
+            .include(&["orders"])
+            .rename(RenamePolicy::Prefix { separator: ".".into() });
+        r.commit_interval = Duration::from_secs(3600); // nothing committed before the kill
+        Replicator::builder()
+            .cluster(ClusterConfig::new("a", vec![ab.clone()]))
+            .cluster(ClusterConfig::new("c", vec![cb.clone()]))
+            .route(r)
+            .build()
+            .expect("route builds")
+    };
+    let first = replicator().start().await.expect("route starts");
+    assert_exact(&verify(&ab, &cb, "orders", "a.orders", 2), 500);
+    drop(first); // killed: no final commit
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    produce(&ab, "orders", 2, 500, 200, 3);
+    let second = replicator().start().await.expect("route restarts");
+    assert!(
+        second.routes()[0].resumed_batches() > 0,
+        "the target's batches were matched under the target name"
+    );
+    assert_exact(&verify(&ab, &cb, "orders", "a.orders", 2), 700);
+    assert!(second.errors().is_empty(), "{:?}", second.errors());
+    second.shutdown().await.expect("clean shutdown");
 }
