@@ -11,6 +11,10 @@
 //!    [`progress`] checkpointer commits it to the source cluster as a consumer group.
 //! 4. On start, [`reconcile`] matches the target's tail to the source so that batches the
 //!    target already holds are not written twice.
+//!
+//! Target topic names come from the route's [`rename`] policy. While the route runs,
+//! [`topic_sync`] creates and starts new matching topics, grows target topics whose source
+//! gained partitions ([`route_grow`] adds the partitions), and syncs topic configs.
 
 pub mod budget;
 pub mod counters;

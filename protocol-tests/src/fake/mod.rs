@@ -33,8 +33,8 @@
 //! Produce (without [`FakeOptions::target`]), consumer-group membership (JoinGroup, Heartbeat...), transactions, admin APIs,
 //! leader epochs in Metadata (always 0) and fencing by them,
 //! replication, timestamp lookups in ListOffsets (any timestamp but -1 and -2 finds
-//! nothing: offset -1), SASL and TLS. InitProducerId, CreateTopics and DescribeConfigs are
-//! answered with UNSUPPORTED_VERSION; any other request, or an API at a version the fake
+//! nothing: offset -1), SASL and TLS. InitProducerId (unless [`FakeOptions::target`]),
+//! CreateTopics and DescribeConfigs are answered with UNSUPPORTED_VERSION; any other request, or an API at a version the fake
 //! does not advertise, closes the connection, as Kafka does with a request it cannot parse.
 //! Data is checked only for framing (offset, length, magic): CRCs and contents are served
 //! as given, which is the point.
