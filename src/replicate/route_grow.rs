@@ -2,7 +2,7 @@
 //!
 //! A new source topic, or new partitions of one, are replicated like the route's first
 //! partitions: where each resumes is worked out with the route's committed progress and the
-//! target's tail ([`super::route::resume_route`], from the log start when there is no
+//! target's tail (`resume_route`, from the log start when there is no
 //! progress: a topic created while kferry runs is copied from its beginning), then a sink per
 //! partition is spawned and the partitions are added to the fetchers' [`LivePartitions`].
 //! Only partitions mapped one to one are added at runtime; a topic whose target partition
