@@ -28,7 +28,8 @@ use serde::Deserialize;
 use crate::batch::Compression;
 use crate::offsets::sync::GroupSyncConfig;
 use crate::replicate::{
-    CorruptPolicy, DataLossPolicy, OversizePolicy, PartitionMapping, RouteConfig, StartPosition, TopicFilter,
+    CorruptPolicy, DataLossPolicy, OversizePolicy, PartitionMapping, RenamePolicy, RouteConfig, StartPosition,
+    TopicFilter,
 };
 use crate::wire::ClusterConfig;
 
@@ -129,6 +130,43 @@ pub struct RouteSection {
     /// Let the sync move a target group's offset backwards.
     #[serde(rename = "sync.group.offsets.allow.rewind", default)]
     pub sync_group_offsets_allow_rewind: bool,
+    /// Target topic names: "identity" (default), "prefix" (`<source>.<topic>`) or "template".
+    #[serde(rename = "rename.policy", default = "default_identity")]
+    pub rename_policy: String,
+    /// With `rename.policy = "template"`: e.g. "agg.{source}.{topic}".
+    #[serde(rename = "rename.template", default)]
+    pub rename_template: Option<String>,
+    /// What separates the source alias from the topic (MirrorMaker 2's
+    /// `replication.policy.separator`).
+    #[serde(rename = "rename.separator", default = "default_separator")]
+    pub rename_separator: String,
+    /// How often new matching source topics and partition growth are looked for.
+    #[serde(rename = "metadata.max.age.ms", default = "default_metadata_max_age_ms")]
+    pub metadata_max_age_ms: u64,
+    #[serde(rename = "sync.topic.configs.enabled", default = "default_true")]
+    pub sync_topic_configs_enabled: bool,
+    #[serde(
+        rename = "sync.topic.configs.interval.seconds",
+        default = "default_sync_configs_interval_s"
+    )]
+    pub sync_topic_configs_interval_seconds: u64,
+    /// Topic config keys never copied (regexes), on top of the built-in list.
+    #[serde(rename = "config.properties.exclude", default)]
+    pub config_properties_exclude: Vec<String>,
+    /// Replication factor of the topics kferry creates; -1 (default): the target's default.
+    #[serde(rename = "replication.factor", default = "default_replication_factor")]
+    pub replication_factor: i16,
+}
+
+impl RouteSection {
+    /// The route's `rename.*` keys as a policy.
+    pub fn rename_policy(&self) -> Result<RenamePolicy, String> {
+        RenamePolicy::parse(
+            &self.rename_policy,
+            self.rename_template.as_deref(),
+            &self.rename_separator,
+        )
+    }
 }
 
 /// The whole file.
@@ -194,6 +232,18 @@ fn default_fail() -> String {
 }
 fn default_identity() -> String {
     "identity".to_string()
+}
+fn default_separator() -> String {
+    ".".to_string()
+}
+fn default_metadata_max_age_ms() -> u64 {
+    300_000
+}
+fn default_sync_configs_interval_s() -> u64 {
+    600
+}
+fn default_replication_factor() -> i16 {
+    -1
 }
 fn default_true() -> bool {
     true
@@ -392,6 +442,22 @@ impl Config {
                 )
             })?;
             validate_group_sync(r).map_err(|(k, m)| (key(k), m))?;
+            r.rename_policy().map_err(|e| (key("rename.policy"), e))?;
+            TopicFilter::new(&r.config_properties_exclude, &[])
+                .map_err(|e| (key("config.properties.exclude"), e.to_string()))?;
+            if r.replication_factor == 0 || r.replication_factor < -1 {
+                return Err((
+                    key("replication.factor"),
+                    "must be -1 (the target's default) or at least 1".to_string(),
+                ));
+            }
+            if r.metadata_max_age_ms == 0 || r.sync_topic_configs_interval_seconds == 0 {
+                let field = match r.metadata_max_age_ms {
+                    0 => "metadata.max.age.ms",
+                    _ => "sync.topic.configs.interval.seconds",
+                };
+                return Err((key(field), "must be at least 1".to_string()));
+            }
             if r.source == r.target {
                 return Err((
                     key("target"),
@@ -469,10 +535,13 @@ impl Config {
     }
 
     /// A chain of routes that would copy a topic back to the cluster it came from (A -> B and
-    /// B -> A, or longer), described for the operator. Topics keep their names on the target,
-    /// so such a chain would copy every record around forever. Routes whose plain topic names
-    /// prove they never share a topic do not count; patterns that could match the same topic
-    /// do.
+    /// B -> A, or longer), described for the operator. With identity names such a chain would
+    /// copy every record around forever. Routes whose plain topic names prove they never
+    /// share a topic do not count; patterns that could match the same topic do. A chain with
+    /// a route that prefixes names with its source alias (`rename.policy = "prefix"`, or a
+    /// template `...{source}<sep>{topic}`) is no cycle: that route skips names that carry its
+    /// source's or target's alias (MirrorMaker 2's active/active). A chain that renames
+    /// otherwise (`agg.{topic}`) is one: names would grow around it forever.
     fn replication_cycle(&self) -> Option<String> {
         let filters: Vec<Option<TopicFilter>> = self
             .routes
@@ -508,8 +577,17 @@ impl Config {
         let first = &self.routes[path[0]];
         let last = &self.routes[*path.last()?];
         if last.target == first.source {
+            if path
+                .iter()
+                .any(|&i| self.routes[i].rename_policy().is_ok_and(|p| p.breaks_cycles()))
+            {
+                return None; // a prefixing route skips names that went around (rename.rs)
+            }
+            let renames = path
+                .iter()
+                .any(|&i| self.routes[i].rename_policy() != Ok(RenamePolicy::Identity));
             return match cycle_overlap(path, filters) {
-                Overlap::Disjoint => None,
+                Overlap::Disjoint if !renames => None,
                 _ => Some(path.clone()),
             };
         }
@@ -586,6 +664,13 @@ impl Config {
                     groups_exclude: r.groups_exclude.clone(),
                     allow_rewind: r.sync_group_offsets_allow_rewind,
                 };
+                rc.rename = r.rename_policy().unwrap_or(RenamePolicy::Identity);
+                rc.metadata_max_age = Duration::from_millis(r.metadata_max_age_ms);
+                rc.sync_topic_configs = r
+                    .sync_topic_configs_enabled
+                    .then(|| Duration::from_secs(r.sync_topic_configs_interval_seconds));
+                rc.config_exclude = r.config_properties_exclude.clone();
+                rc.replication_factor = r.replication_factor;
                 rc
             })
             .collect()
@@ -661,7 +746,10 @@ mod tests {
     fn load_str(text: &str) -> Result<Config, ConfigError> {
         let dir = std::env::temp_dir().join(format!("kferry-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{}.toml", text.len()));
+        // A file per call: tests run in parallel and their texts may have the same length.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("{n}-{}.toml", text.len()));
         std::fs::write(&path, text).unwrap();
         Config::load(&path)
     }
@@ -715,6 +803,65 @@ topics = ["orders.*"]
             "topics = [\".*\"]\n\"topics.exclude\" = [\"orders\"]\n[[routes]]\nsource = \"c\"",
         );
         load_str(&text).unwrap();
+    }
+
+    fn active_active(a_to_b: &str, b_to_a: &str) -> String {
+        format!(
+            "[clusters.a]\n\"bootstrap.servers\" = \"h:1\"\n[clusters.b]\n\"bootstrap.servers\" = \"h:2\"\n\
+             [[routes]]\nsource = \"a\"\ntarget = \"b\"\ntopics = [\".*\"]\n{a_to_b}\n\
+             [[routes]]\nsource = \"b\"\ntarget = \"a\"\ntopics = [\".*\"]\n{b_to_a}\n"
+        )
+    }
+
+    #[test]
+    fn prefix_routes_both_ways_are_no_cycle_identity_ones_are() {
+        let prefix = "\"rename.policy\" = \"prefix\"";
+        let config = load_str(&active_active(prefix, prefix)).unwrap();
+        let routes = config.route_configs();
+        assert_eq!(routes[0].topic_rename().target_topic("orders").unwrap(), "a.orders");
+        assert_eq!(routes[1].topic_rename().target_topic("orders").unwrap(), "b.orders");
+        // One prefixing route is enough to stop names going around.
+        load_str(&active_active(prefix, "")).unwrap();
+        let template = "\"rename.policy\" = \"template\"\n\"rename.template\" = \"agg.{source}.{topic}\"";
+        load_str(&active_active(template, "")).unwrap();
+        // Identity both ways: every record would go around forever.
+        let err = load_str(&active_active("", "")).unwrap_err().to_string();
+        assert!(err.contains("replication cycle"), "{err}");
+        // A rename without the alias grows names forever (agg.agg.orders...): still a cycle.
+        let grows = "\"rename.policy\" = \"template\"\n\"rename.template\" = \"agg.{topic}\"";
+        let err = load_str(&active_active(grows, "")).unwrap_err().to_string();
+        assert!(err.contains("replication cycle"), "{err}");
+    }
+
+    #[test]
+    fn rename_and_topic_sync_keys_parse_and_validate() {
+        let text = GOOD.replace(
+            "topics = [\"orders.*\"]",
+            "topics = [\"orders.*\"]\n\"rename.policy\" = \"prefix\"\n\"rename.separator\" = \"-\"\n\
+             \"metadata.max.age.ms\" = 1000\n\"sync.topic.configs.interval.seconds\" = 5\n\
+             \"config.properties.exclude\" = [\"retention\\\\..*\"]\n\"replication.factor\" = 3",
+        );
+        let route = load_str(&text).unwrap().route_configs().remove(0);
+        assert_eq!(route.topic_rename().target_topic("orders").unwrap(), "a-orders");
+        assert_eq!(route.metadata_max_age, Duration::from_secs(1));
+        assert_eq!(route.sync_topic_configs, Some(Duration::from_secs(5)));
+        assert_eq!(route.config_exclude, vec!["retention\\..*".to_string()]);
+        assert_eq!(route.replication_factor, 3);
+        let defaults = load_str(GOOD).unwrap().route_configs().remove(0);
+        assert_eq!(defaults.rename, RenamePolicy::Identity);
+        assert_eq!(defaults.metadata_max_age, Duration::from_secs(300));
+        assert_eq!(defaults.replication_factor, -1);
+        for (bad, key) in [
+            ("\"rename.policy\" = \"mirror\"", "rename.policy"),
+            ("\"rename.policy\" = \"template\"", "rename.policy"),
+            ("\"replication.factor\" = 0", "replication.factor"),
+            ("\"metadata.max.age.ms\" = 0", "metadata.max.age.ms"),
+            ("\"config.properties.exclude\" = [\"(\"]", "config.properties.exclude"),
+        ] {
+            let text = GOOD.replace("topics = [\"orders.*\"]", &format!("topics = [\"orders.*\"]\n{bad}"));
+            let err = load_str(&text).unwrap_err();
+            assert!(err.to_string().contains(&format!("routes[0].{key}")), "{bad}: {err}");
+        }
     }
 
     #[test]

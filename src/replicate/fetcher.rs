@@ -34,11 +34,36 @@ const SHORT_WAIT_MS: i32 = 20;
 /// How long a stopping fetcher may take to close its fetch session on the broker.
 const CLOSE_SESSION_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A route's partitions, to which topic sync adds partitions while the route runs: readers
+/// take a cheap snapshot, a writer swaps in a longer list.
+#[derive(Clone, Default)]
+pub struct LivePartitions(Arc<std::sync::RwLock<Arc<Vec<Arc<PartitionShared>>>>>);
+
+impl LivePartitions {
+    pub fn new(partitions: Vec<Arc<PartitionShared>>) -> LivePartitions {
+        LivePartitions(Arc::new(std::sync::RwLock::new(Arc::new(partitions))))
+    }
+
+    /// The partitions now.
+    pub fn snapshot(&self) -> Arc<Vec<Arc<PartitionShared>>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Adds partitions; fetchers pick them up on their next round.
+    pub fn extend(&self, added: impl IntoIterator<Item = Arc<PartitionShared>>) {
+        let mut list = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut grown = Vec::clone(&list);
+        grown.extend(added);
+        *list = Arc::new(grown);
+    }
+}
+
 /// What every fetcher of a route shares.
 pub struct FetchContext {
     pub route: Arc<str>,
     pub source: Arc<Cluster>,
-    pub partitions: Vec<Arc<PartitionShared>>,
+    /// The route's partitions (growing as topic sync adds topics and partitions).
+    pub partitions: LivePartitions,
     pub params: FetchParams,
     pub partition_max_bytes: i32,
     /// The memory cap (`buffer.memory`): room is reserved before each fetch.
@@ -80,7 +105,7 @@ pub async fn run_fetchers(ctx: Arc<FetchContext>, mut stop: watch::Receiver<bool
     loop {
         refresh_if_needed(&ctx).await;
         let meta = ctx.source.metadata();
-        for p in &ctx.partitions {
+        for p in ctx.partitions.snapshot().iter() {
             if let Some(broker) = fetch_broker(&meta, p, Instant::now()) {
                 if started.insert(broker) {
                     tasks.spawn(run_broker_fetcher(ctx.clone(), broker, stop.clone()));
@@ -106,7 +131,7 @@ fn fetch_broker(meta: &Metadata, p: &PartitionShared, now: Instant) -> Option<i3
 /// partition has no known leader (nothing else would ever trigger a refresh for it).
 async fn refresh_if_needed(ctx: &FetchContext) {
     let meta = ctx.source.metadata();
-    let leaderless = ctx.partitions.iter().any(|p| {
+    let leaderless = ctx.partitions.snapshot().iter().any(|p| {
         p.error().is_none()
             && !meta
                 .leader(&p.source_topic, p.partition)
@@ -159,6 +184,7 @@ fn claim_partitions(ctx: &FetchContext, broker: i32) -> (Vec<Arc<PartitionShared
     let mut claimed = Vec::new();
     for p in ctx
         .partitions
+        .snapshot()
         .iter()
         .filter(|p| fetch_broker(&meta, p, now) == Some(broker))
     {

@@ -11,6 +11,10 @@
 //!    [`progress`] checkpointer commits it to the source cluster as a consumer group.
 //! 4. On start, [`reconcile`] matches the target's tail to the source so that batches the
 //!    target already holds are not written twice.
+//!
+//! Target topic names come from the route's [`rename`] policy. While the route runs,
+//! [`topic_sync`] creates and starts new matching topics, grows target topics whose source
+//! gained partitions ([`route_grow`] adds the partitions), and syncs topic configs.
 
 pub mod budget;
 pub mod counters;
@@ -22,12 +26,15 @@ pub mod partition;
 pub mod progress;
 pub mod read_replica;
 pub mod reconcile;
+pub mod rename;
 pub mod route;
+pub mod route_grow;
 pub mod router;
 pub mod routing;
 pub mod sink;
 pub mod slowpath;
 pub mod status;
+pub mod topic_sync;
 pub mod txn;
 
 use std::time::Duration;
@@ -40,6 +47,7 @@ pub use heartbeat::{HeartbeatConfig, HeartbeatLatency};
 pub use hook::{BatchObserver, ForwardedBatch};
 pub use lag::PartitionLag;
 pub use partition::{Acked, PartitionShared};
+pub use rename::{RenamePolicy, TopicRename};
 pub use route::{PartitionStatus, RouteError, RouteHandle};
 pub use routing::TopicFilter;
 
@@ -111,6 +119,19 @@ pub struct RouteConfig {
     pub offset_map_topic: String,
     /// Group offset sync (`sync.group.offsets.*`, `groups`, `groups.exclude`).
     pub group_sync: crate::offsets::sync::GroupSyncConfig,
+    /// What source topics are called on the target (`rename.policy`).
+    pub rename: RenamePolicy,
+    /// `metadata.max.age.ms`: how often topic sync looks for new matching source topics and
+    /// grown partition counts.
+    pub metadata_max_age: Duration,
+    /// `sync.topic.configs.interval.seconds`; `None` (`sync.topic.configs.enabled = false`)
+    /// never syncs topic configs after creation.
+    pub sync_topic_configs: Option<Duration>,
+    /// Topic config keys never copied, on top of [`topic_sync::DEFAULT_CONFIG_EXCLUDE`]
+    /// (`config.properties.exclude`, whole-name regexes).
+    pub config_exclude: Vec<String>,
+    /// `replication.factor` of the topics kferry creates; -1: the target's default.
+    pub replication_factor: i16,
 }
 
 /// How a route maps source partitions to target partitions.
@@ -181,6 +202,11 @@ impl RouteConfig {
             on_data_loss: DataLossPolicy::Fail,
             offset_map_topic: crate::offsets::DEFAULT_TOPIC.to_string(),
             group_sync: crate::offsets::sync::GroupSyncConfig::default(),
+            rename: RenamePolicy::Identity,
+            metadata_max_age: Duration::from_secs(300),
+            sync_topic_configs: Some(Duration::from_secs(600)),
+            config_exclude: Vec::new(),
+            replication_factor: -1,
         }
     }
 
@@ -188,6 +214,17 @@ impl RouteConfig {
     pub fn include(mut self, patterns: &[&str]) -> RouteConfig {
         self.include = patterns.iter().map(|s| s.to_string()).collect();
         self
+    }
+
+    /// Names target topics with `policy`.
+    pub fn rename(mut self, policy: RenamePolicy) -> RouteConfig {
+        self.rename = policy;
+        self
+    }
+
+    /// The route's rename policy bound to its cluster aliases.
+    pub fn topic_rename(&self) -> TopicRename {
+        TopicRename::new(self.rename.clone(), &self.source, &self.target)
     }
 
     /// Skips topics matching any of `patterns`.

@@ -10,30 +10,32 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::budget::{Budget, Cap};
-use super::fetcher::{run_fetchers, FetchContext};
+use super::fetcher::{run_fetchers, FetchContext, LivePartitions};
 use super::heartbeat::{self, HeartbeatLatency, LatencyTracker};
 use super::hook::BatchObserver;
 use super::partition::{Acked, PartitionShared, PartitionSpec};
 use super::progress::{self, commit_changed, run_checkpointer, ProgressStore};
 use super::reconcile::{resume_partitions, ResumeInput, ResumeJob};
+use super::route_grow::RouteGrowth;
 use super::router::{run_router, RouterContext};
 use super::sink::{run_sink, SinkContext};
 use super::slowpath::SlowPathOptions;
+use super::topic_sync::{self, run_topic_sync, TopicSync};
 use super::{PartitionMapping, RouteConfig, StartPosition, TopicFilter};
 use crate::offsets::sync::run_group_sync;
 use crate::offsets::{MapTopic, MapWriter, OffsetMaps, PartitionMap};
 use crate::wire::admin::TopicPartition;
 use crate::wire::fetch::{FetchParams, READ_COMMITTED};
-use crate::wire::{Cluster, NewTopic, WireError, EARLIEST, LATEST};
+use crate::wire::{Cluster, WireError, EARLIEST, LATEST};
 
 /// Sink queue depth per partition, in fetched chunks.
-const QUEUE_CHUNKS: usize = 2;
+pub(super) const QUEUE_CHUNKS: usize = 2;
 /// How long shutdown waits for in-flight batches to be acknowledged.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -88,8 +90,10 @@ pub struct RouteHandle {
     /// The route's `buffer.memory` cap (what its fetchers hold now).
     memory: Cap,
     progress: Arc<ProgressStore>,
-    /// Source partitions (fetched, with committed progress).
-    partitions: Vec<Arc<PartitionShared>>,
+    /// Source partitions (fetched, with committed progress), growing as topic sync adds some.
+    partitions: LivePartitions,
+    /// Adds partitions while the route runs (topic sync); its sinks are drained on shutdown.
+    growth: Arc<RouteGrowth>,
     /// Target partitions fed by repartitioning routers (their sinks' state and errors).
     targets: Vec<Arc<PartitionShared>>,
     stop: watch::Sender<bool>,
@@ -129,6 +133,7 @@ impl RouteHandle {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         self.partitions
+            .snapshot()
             .iter()
             .map(|p| PartitionStatus {
                 source_topic: p.source_topic.clone(),
@@ -152,7 +157,7 @@ impl RouteHandle {
     /// Records and bytes forwarded so far, summed without allocating (cheap to poll at any
     /// partition count, unlike [`RouteHandle::status`]).
     pub fn forwarded(&self) -> (u64, u64) {
-        self.partitions.iter().fold((0, 0), |(r, b), p| {
+        self.partitions.snapshot().iter().fold((0, 0), |(r, b), p| {
             (
                 r + p.counters.records_out.load(Ordering::Relaxed),
                 b + p.counters.bytes_out.load(Ordering::Relaxed),
@@ -180,6 +185,7 @@ impl RouteHandle {
     /// Errors of stopped partitions.
     pub fn errors(&self) -> Vec<String> {
         self.partitions
+            .snapshot()
             .iter()
             .chain(&self.targets)
             .filter_map(|p| p.error().map(|e| e.0))
@@ -188,7 +194,7 @@ impl RouteHandle {
 
     /// True when every partition has replicated up to the source high watermark seen last.
     pub fn caught_up(&self) -> bool {
-        self.partitions.iter().all(|p| {
+        self.partitions.snapshot().iter().all(|p| {
             let hw = p.high_watermark();
             hw >= 0 && p.acked().source_next >= hw
         })
@@ -197,17 +203,22 @@ impl RouteHandle {
     /// Stops fetching, drains in-flight batches, and commits the final positions.
     pub async fn shutdown(mut self) -> Result<(), RouteError> {
         let _ = self.stop.send(true);
-        let drained =
-            tokio::time::timeout(DRAIN_TIMEOUT, async { while self.sinks.join_next().await.is_some() {} }).await;
+        let mut added = self.growth.take_sinks();
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while self.sinks.join_next().await.is_some() {}
+            while added.join_next().await.is_some() {}
+        })
+        .await;
         if drained.is_err() {
             tracing::warn!(route = %self.name, "in-flight batches not acknowledged within {DRAIN_TIMEOUT:?}; they will be re-sent on restart");
             self.sinks.abort_all();
+            added.abort_all();
         }
         self.background.abort_all();
         let mut committed = HashMap::new();
         let mut ok = false;
         for _ in 0..5 {
-            ok = commit_changed(&self.progress, &self.partitions, &mut committed).await;
+            ok = commit_changed(&self.progress, &self.partitions.snapshot(), &mut committed).await;
             if ok {
                 break;
             }
@@ -224,7 +235,7 @@ impl RouteHandle {
 }
 
 /// Runs a partition's sink or router; if it panics, the partition is marked failed.
-fn spawn_supervised(
+pub(super) fn spawn_supervised(
     set: &mut JoinSet<()>,
     part: Arc<PartitionShared>,
     task: impl std::future::Future<Output = ()> + Send + 'static,
@@ -328,7 +339,7 @@ pub async fn start_route(
         }
         let spec = |partition, repartition| PartitionSpec {
             source_topic: topic.clone(),
-            target_topic: topic.clone(),
+            target_topic: layout.target_topic.clone(),
             partition,
             topic_id: *topic_id,
             max_message_bytes,
@@ -402,10 +413,11 @@ pub async fn start_route(
         "route started"
     );
     let memory = Cap::new(cfg.buffer_memory);
+    let live = LivePartitions::new(partitions.clone());
     let fetch_ctx = Arc::new(FetchContext {
         route: Arc::from(route.as_str()),
         source: source.clone(),
-        partitions: partitions.clone(),
+        partitions: live.clone(),
         params: FetchParams {
             max_wait_ms: cfg.fetch_max_wait_ms,
             min_bytes: 1,
@@ -439,6 +451,19 @@ pub async fn start_route(
         progress.clone(),
         partitions.clone(),
         cfg.commit_interval,
+        stop_rx.clone(),
+    ));
+    let growth = Arc::new(RouteGrowth::new(
+        cfg,
+        (source.clone(), target.clone()),
+        sink_ctx,
+        stop_rx.clone(),
+        offset_maps.clone(),
+        live.clone(),
+        progress.clone(),
+    ));
+    background.spawn(run_topic_sync(
+        topic_sync_task(cfg, &source, &target, &growth, &layouts),
         stop_rx,
     ));
     Ok(RouteHandle {
@@ -446,7 +471,8 @@ pub async fn start_route(
         clusters: (cfg.source.clone(), cfg.target.clone()),
         memory,
         progress,
-        partitions,
+        partitions: live,
+        growth,
         targets,
         stop,
         sinks,
@@ -455,6 +481,26 @@ pub async fn start_route(
         offset_maps,
         heartbeat,
     })
+}
+
+/// The route's topic sync task, knowing the topics (and partition counts) it started with.
+fn topic_sync_task(
+    cfg: &RouteConfig,
+    source: &Arc<Cluster>,
+    target: &Arc<Cluster>,
+    growth: &Arc<RouteGrowth>,
+    layouts: &[TopicLayout],
+) -> TopicSync {
+    TopicSync {
+        cfg: cfg.clone(),
+        source: source.clone(),
+        target: target.clone(),
+        growth: growth.clone(),
+        known: layouts
+            .iter()
+            .map(|l| (l.topic.clone(), l.partitions.len() as i32))
+            .collect(),
+    }
 }
 
 /// The source topics the route replicates; literal names in the include list must exist.
@@ -480,9 +526,11 @@ async fn select_topics(
             topic: missing.to_string(),
         });
     }
+    let rename = cfg.topic_rename();
     let mut topics: Vec<String> = filter
         .select(meta.topics.values().filter(|t| !t.internal).map(|t| &t.name))
         .into_iter()
+        .filter(|t| !rename.skips(t))
         .collect();
     if let Some(h) = heartbeats.filter(|h| heartbeat::exists(&meta, h) && !filter.excludes(h)) {
         if !topics.iter().any(|t| t == h) {
@@ -500,7 +548,8 @@ async fn select_topics(
     Ok(topics)
 }
 
-/// Creates missing target topics and waits until every target partition has a leader.
+/// Creates missing target topics (named by the route's rename policy, with the source's
+/// partition count and copyable configs) and waits until every target partition has a leader.
 async fn ensure_target_topics(
     cfg: &RouteConfig,
     source: &Cluster,
@@ -513,82 +562,91 @@ async fn ensure_target_topics(
     };
     let src_meta = source.metadata();
     let count = |t: &String| src_meta.topics.get(t).map_or(0, |m| m.partitions.len());
+    let names = target_names(cfg, topics)?;
     let tgt_meta = target.refresh_metadata(None).await.map_err(wire)?;
-    let missing: Vec<NewTopic> = topics
+    let created: Vec<&String> = topics
         .iter()
-        .filter(|t| !tgt_meta.topics.contains_key(*t))
-        .map(|t| NewTopic {
-            name: t.clone(),
-            partitions: count(t) as i32,
-            replication_factor: -1,
-            configs: vec![("compression.type".to_string(), "producer".to_string())],
-        })
+        .zip(&names)
+        .filter(|(_, n)| !tgt_meta.topics.contains_key(*n))
+        .map(|(t, _)| t)
         .collect();
-    let created: Vec<&String> = topics.iter().filter(|t| !tgt_meta.topics.contains_key(*t)).collect();
-    if !missing.is_empty() {
-        let names: Vec<&str> = missing.iter().map(|t| t.name.as_str()).collect();
-        tracing::info!(route = %cfg.name, cluster = target.name(), "creating target topics {names:?}");
-        target.create_topics(&missing).await.map_err(wire)?;
+    if !created.is_empty() {
+        let wanted: Vec<(String, String, i32)> = created
+            .iter()
+            .map(|t| {
+                (
+                    (*t).clone(),
+                    cfg.topic_rename().target_topic(t).unwrap_or_default(),
+                    count(t) as i32,
+                )
+            })
+            .collect();
+        topic_sync::create_target_topics(cfg, source, target, &wanted)
+            .await
+            .map_err(wire)?;
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let meta = target.refresh_metadata(None).await.map_err(wire)?;
-        let mut ready = true;
-        for t in topics {
-            let Some(tm) = meta.topics.get(t) else {
-                ready = false;
-                continue;
-            };
-            // A topic kferry created must show all its partitions; an existing one may have any
-            // count (a different count means repartitioning by key).
-            let complete = !created.contains(&t) || tm.partitions.len() >= count(t);
-            ready &= complete && !tm.partitions.is_empty() && tm.partitions.iter().all(|p| p.leader >= 0);
-        }
-        if ready {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(RouteError::Invalid {
+    let wanted: Vec<(String, usize)> = names
+        .iter()
+        .zip(topics)
+        .map(|(n, t)| (n.clone(), if created.contains(&t) { count(t) } else { 1 }))
+        .collect();
+    // A topic kferry created must show all its partitions; an existing one may have any
+    // count (a different count means repartitioning by key).
+    topic_sync::wait_for_leaders(target, &wanted, Duration::from_secs(30))
+        .await
+        .map_err(|message| RouteError::Invalid {
+            route: cfg.name.clone(),
+            message,
+        })
+}
+
+/// The target topic name of each of `topics`.
+fn target_names(cfg: &RouteConfig, topics: &[String]) -> Result<Vec<String>, RouteError> {
+    let rename = cfg.topic_rename();
+    topics
+        .iter()
+        .map(|t| {
+            rename.target_topic(t).map_err(|message| RouteError::Invalid {
                 route: cfg.name.clone(),
-                message: format!(
-                    "target topics on cluster '{}' have no leaders after 30 s",
-                    target.name()
-                ),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+                message,
+            })
+        })
+        .collect()
 }
 
 /// Kafka's default `max.message.bytes` (1 MiB + the 12-byte log overhead).
 const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
 
-/// One topic of the route, as start-up found it.
-struct TopicLayout {
-    topic: String,
-    topic_id: uuid::Uuid,
+/// One topic of the route, as start-up (or topic sync) found it.
+pub(super) struct TopicLayout {
+    pub(super) topic: String,
+    /// Its name on the target.
+    pub(super) target_topic: String,
+    pub(super) topic_id: uuid::Uuid,
     /// The source partitions, by index.
-    partitions: Vec<i32>,
-    target_count: usize,
+    pub(super) partitions: Vec<i32>,
+    pub(super) target_count: usize,
     /// Records are placed on the target by key (another partition count, or `by-key`).
-    repartition: bool,
+    pub(super) repartition: bool,
     /// The target topic's `max.message.bytes`.
-    max_message_bytes: usize,
+    pub(super) max_message_bytes: usize,
 }
 
 /// The route's topics: partitions on both sides and the target's `max.message.bytes` (one
 /// DescribeConfigs for all of them).
-async fn topic_layouts(
+pub(super) async fn topic_layouts(
     cfg: &RouteConfig,
     source: &Cluster,
     target: &Cluster,
     topics: &[String],
 ) -> Result<Vec<TopicLayout>, RouteError> {
-    let mut max_message_bytes = target_max_message_bytes(target, topics).await;
+    let names = target_names(cfg, topics)?;
+    let mut max_message_bytes = target_max_message_bytes(target, &names).await;
     let (source_meta, target_meta) = (source.metadata(), target.metadata());
     topics
         .iter()
-        .map(|topic| {
+        .zip(names)
+        .map(|(topic, target_topic)| {
             let Some(tm) = source_meta.topics.get(topic) else {
                 return Err(RouteError::MissingTopic {
                     route: cfg.name.clone(),
@@ -596,21 +654,24 @@ async fn topic_layouts(
                     topic: topic.to_string(),
                 });
             };
-            let target_count = target_meta.topics.get(topic).map_or(0, |t| t.partitions.len());
+            let target_count = target_meta.topics.get(&target_topic).map_or(0, |t| t.partitions.len());
             Ok(TopicLayout {
                 topic: topic.clone(),
+                max_message_bytes: max_message_bytes
+                    .remove(&target_topic)
+                    .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+                target_topic,
                 topic_id: tm.id,
                 partitions: tm.partitions.iter().map(|p| p.partition).collect(),
                 target_count,
                 repartition: cfg.partition_mapping == PartitionMapping::ByKey || target_count != tm.partitions.len(),
-                max_message_bytes: max_message_bytes.remove(topic).unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
             })
         })
         .collect()
 }
 
 /// Each target topic's `max.message.bytes`; Kafka's default when the broker does not say.
-async fn target_max_message_bytes(target: &Cluster, topics: &[String]) -> HashMap<String, usize> {
+pub(super) async fn target_max_message_bytes(target: &Cluster, topics: &[String]) -> HashMap<String, usize> {
     const NAME: &str = "max.message.bytes";
     let warn = |topic: &str, e: &WireError| {
         tracing::warn!(
@@ -649,7 +710,7 @@ async fn target_max_message_bytes(target: &Cluster, topics: &[String]) -> HashMa
 /// ListOffsets per broker), then [`resume_partitions`] (one Fetch per target broker, and
 /// reads only for partitions whose target holds batches past the committed offset).
 /// Repartitioned topics are not reconciled: they resume at the committed source offset.
-async fn resume_route(
+pub(super) async fn resume_route(
     cfg: &RouteConfig,
     source: &Arc<Cluster>,
     target: &Arc<Cluster>,
@@ -732,7 +793,11 @@ async fn resume_jobs(
     if reconciled.is_empty() {
         return Ok(Vec::new());
     }
-    let wanted = partitions_of(reconciled.iter().copied());
+    // Target-side offsets are the target topic's (its name may differ from the source's).
+    let wanted: Vec<TopicPartition> = reconciled
+        .iter()
+        .flat_map(|l| l.partitions.iter().map(|&p| (l.target_topic.clone(), p)))
+        .collect();
     let target_committed = target.fetch_offsets_many(&cfg.group_id, &wanted).await?;
     let target_earliest = target.list_offsets_many(&wanted, EARLIEST).await?;
     let mut jobs = Vec::with_capacity(wanted.len());
@@ -740,14 +805,15 @@ async fn resume_jobs(
         let opts = SlowPathOptions::new(cfg.compression, l.max_message_bytes, cfg.oversize);
         for &partition in &l.partitions {
             let key = (l.topic.clone(), partition);
+            let target_key = (l.target_topic.clone(), partition);
             let input = ResumeInput {
-                target_committed: target_committed.get(&key).map(|c| c.offset),
-                target_earliest: target_earliest.get(&key).copied().unwrap_or(0),
+                target_committed: target_committed.get(&target_key).map(|c| c.offset),
+                target_earliest: target_earliest.get(&target_key).copied().unwrap_or(0),
                 ..start(&key)
             };
             jobs.push(ResumeJob {
                 source_topic: l.topic.clone(),
-                target_topic: l.topic.clone(),
+                target_topic: l.target_topic.clone(),
                 partition,
                 input,
                 opts,

@@ -11,14 +11,17 @@
 use std::collections::{BTreeMap, HashMap};
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    InitProducerIdRequest, ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest, InitProducerIdRequest, ListGroupsRequest,
+    ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -479,5 +482,133 @@ impl Cluster {
             state: g.group_state.to_string(),
             members: g.members.len(),
         })
+    }
+}
+
+/// One topic config as DescribeConfigs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    pub read_only: bool,
+    pub sensitive: bool,
+    /// Kafka's `ConfigSource` (1 = set on the topic, 5 = the default, ...).
+    pub source: i8,
+}
+
+/// IncrementalAlterConfigs operation SET.
+const CONFIG_SET: i8 = 0;
+
+impl Cluster {
+    /// Every config of each of `topics` (one DescribeConfigs request); each topic gets its
+    /// entries or its own error.
+    pub async fn describe_topic_configs(
+        &self,
+        topics: &[String],
+    ) -> Result<HashMap<String, Result<Vec<TopicConfigEntry>, WireError>>, WireError> {
+        let conn = self.any_broker().await?;
+        let version = conn.version_for::<DescribeConfigsRequest>(4)?;
+        let request = DescribeConfigsRequest::default().with_resources(
+            topics
+                .iter()
+                .map(|topic| {
+                    DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_string(topic.clone()))
+                        .with_configuration_keys(None)
+                })
+                .collect(),
+        );
+        let response = conn.call(&request, version).await?;
+        let mut out = HashMap::with_capacity(topics.len());
+        for result in &response.results {
+            let topic = result.resource_name.as_str();
+            let entries = check_code(self.name(), result.error_code, || {
+                format!("DescribeConfigs topic '{topic}'")
+            })
+            .map(|()| {
+                result
+                    .configs
+                    .iter()
+                    .map(|c| TopicConfigEntry {
+                        name: c.name.as_str().to_string(),
+                        value: c.value.as_ref().map(|v| v.as_str().to_string()),
+                        read_only: c.read_only,
+                        sensitive: c.is_sensitive,
+                        source: c.config_source,
+                    })
+                    .collect()
+            });
+            out.insert(topic.to_string(), entries);
+        }
+        Ok(out)
+    }
+
+    /// Sets configs of one topic with IncrementalAlterConfigs (KIP-339; operation SET), leaving
+    /// its other configs as they are.
+    pub async fn set_topic_configs(&self, topic: &str, configs: &[(String, String)]) -> Result<(), WireError> {
+        let conn = self.any_broker().await?;
+        let version = conn.version_for::<IncrementalAlterConfigsRequest>(1)?;
+        let resource = AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        AlterableConfig::default()
+                            .with_name(StrBytes::from_string(k.clone()))
+                            .with_config_operation(CONFIG_SET)
+                            .with_value(Some(StrBytes::from_string(v.clone())))
+                    })
+                    .collect(),
+            );
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+        let response = conn.call(&request, version).await?;
+        for r in &response.responses {
+            let detail = r
+                .error_message
+                .as_ref()
+                .map(|m| format!(": {}", m.as_str()))
+                .unwrap_or_default();
+            check_code(self.name(), r.error_code, || {
+                format!("IncrementalAlterConfigs topic '{topic}'{detail}")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Grows topics to the given partition counts (CreatePartitions, KIP-195; the controller
+    /// places the new replicas).
+    pub async fn create_partitions(&self, counts: &[(String, i32)]) -> Result<(), WireError> {
+        let meta = self.metadata();
+        let conn = match meta.brokers.contains_key(&meta.controller_id) {
+            true => self.broker(meta.controller_id, Purpose::Control).await?,
+            false => self.any_broker().await?,
+        };
+        let version = conn.version_for::<CreatePartitionsRequest>(3)?;
+        let request = CreatePartitionsRequest::default().with_timeout_ms(30_000).with_topics(
+            counts
+                .iter()
+                .map(|(topic, count)| {
+                    CreatePartitionsTopic::default()
+                        .with_name(topic_name(topic))
+                        .with_count(*count)
+                        .with_assignments(None)
+                })
+                .collect(),
+        );
+        let response = conn.call(&request, version).await?;
+        for r in &response.results {
+            let detail = r
+                .error_message
+                .as_ref()
+                .map(|m| format!(": {}", m.as_str()))
+                .unwrap_or_default();
+            check_code(self.name(), r.error_code, || {
+                format!("CreatePartitions '{}'{detail}", r.name.0.as_str())
+            })?;
+        }
+        Ok(())
     }
 }

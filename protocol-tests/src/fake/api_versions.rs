@@ -28,9 +28,21 @@ const RANGES: [(ApiKey, i16, i16); 8] = [
     (ApiKey::Fetch, 4, 16),
 ];
 
+/// What the fake also answers as a replication target ([`FakeOptions::target`]).
+const TARGET_RANGES: [(ApiKey, i16, i16); 3] = [
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+];
+
 /// The advertised (min, max) of `api_key`, if the fake answers it.
 pub(super) fn range(options: &FakeOptions, api_key: i16) -> Option<(i16, i16)> {
-    let (key, min, max) = RANGES.iter().copied().find(|(k, _, _)| *k as i16 == api_key)?;
+    let target = TARGET_RANGES.iter().filter(|_| options.target);
+    let (key, min, max) = RANGES
+        .iter()
+        .chain(target)
+        .copied()
+        .find(|(k, _, _)| *k as i16 == api_key)?;
     match key {
         ApiKey::ApiVersions if options.advertise_only_v0_api_versions => Some((0, 0)),
         _ => Some((min, max)),
@@ -57,7 +69,8 @@ pub(super) fn respond(options: &FakeOptions, version: i16) -> Result<(Bytes, i16
         .collect()
     };
     if advertises(options, ApiKey::ApiVersions as i16, version) {
-        let response = ApiVersionsResponse::default().with_api_keys(list(&mut RANGES.iter().map(|r| r.0)));
+        let all = RANGES.iter().chain(TARGET_RANGES.iter()).map(|r| r.0);
+        let response = ApiVersionsResponse::default().with_api_keys(list(&mut all.into_iter()));
         return Ok((encode(response, version)?, version));
     }
     let api_keys = match options.advertise_only_v0_api_versions {

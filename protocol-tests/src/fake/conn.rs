@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{api_versions, fetch, find_coordinator, list_groups, list_offsets, metadata, offset_commit, offset_fetch};
+use super::{create_partitions, init_producer_id, produce};
 use super::{unsupported, RequestSeen, Shared};
 
 /// Largest request accepted (Kafka's `socket.request.max.bytes` default, 100 MiB).
@@ -96,6 +97,9 @@ async fn answer(shared: &Shared, mut frame: Bytes, node: i32) -> Result<Bytes, S
             encode(list_groups::handle(shared, node), v)
         }
         ApiKey::Fetch => encode(fetch::handle(shared, decode(&mut frame, v)?, v, seen, node).await, v),
+        ApiKey::Produce => encode(produce::handle(shared, decode(&mut frame, v)?), v),
+        ApiKey::InitProducerId => encode(init_producer_id::handle(decode(&mut frame, v)?), v),
+        ApiKey::CreatePartitions => encode(create_partitions::handle(shared, decode(&mut frame, v)?), v),
         other => return Err(format!("{other:?} is advertised but not implemented")),
     }?;
     frame_response(key, version, header.correlation_id, body)

@@ -21,13 +21,21 @@
 //! | ListOffsets | 1-7 | -2: log start offset; -1: high watermark (last stable offset when read_committed) |
 //! | Fetch | 4-16 | the log bytes from the first entry whose last offset is at or above the fetch offset, below the high watermark (or last stable offset), within KIP-74's byte limits; waits up to `max_wait_ms` for data; fetch sessions (KIP-227) unless [`FakeOptions::no_fetch_sessions`]; preferred read replicas (KIP-392) with [`FakeOptions::follower_rack`]; OFFSET_OUT_OF_RANGE below the log start ([`FakeBroker::set_log_start_offset`]) or past the log end; `diverging_epoch` (KIP-320) after [`FakeBroker::truncate`] |
 //!
+//! With [`FakeOptions::target`] the fake is also a (minimal) replication target:
+//!
+//! | API | versions | behaviour |
+//! |---|---|---|
+//! | Produce | 3-9 | v2 batches appended with the next offsets; no acks, sequence or transaction checks |
+//! | InitProducerId | 0-4 | a new producer id, epoch 0 |
+//! | CreatePartitions | 0-3 | grows the topic (KIP-195); INVALID_PARTITIONS for a count not above the current one |
+//!
 //! # What is not
 //!
-//! Produce, consumer-group membership (JoinGroup, Heartbeat...), transactions, admin APIs,
+//! Produce (without [`FakeOptions::target`]), consumer-group membership (JoinGroup, Heartbeat...), transactions, admin APIs,
 //! leader epochs in Metadata (always 0) and fencing by them,
 //! replication, timestamp lookups in ListOffsets (any timestamp but -1 and -2 finds
-//! nothing: offset -1), SASL and TLS. InitProducerId, CreateTopics and DescribeConfigs are
-//! answered with UNSUPPORTED_VERSION; any other request, or an API at a version the fake
+//! nothing: offset -1), SASL and TLS. InitProducerId (unless [`FakeOptions::target`]),
+//! CreateTopics and DescribeConfigs are answered with UNSUPPORTED_VERSION; any other request, or an API at a version the fake
 //! does not advertise, closes the connection, as Kafka does with a request it cannot parse.
 //! Data is checked only for framing (offset, length, magic): CRCs and contents are served
 //! as given, which is the point.
@@ -42,14 +50,17 @@
 
 mod api_versions;
 mod conn;
+mod create_partitions;
 mod fetch;
 mod fetch_session;
 mod find_coordinator;
+mod init_producer_id;
 mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
 mod offset_fetch;
+mod produce;
 mod state;
 mod unsupported;
 
@@ -80,6 +91,9 @@ pub struct FakeOptions {
     /// Give every topic the nil topic id in Metadata, as brokers before Kafka 2.8 do, so a
     /// client must fetch by name (Fetch v12 or lower).
     pub nil_topic_ids: bool,
+    /// Also answer Produce, InitProducerId and CreatePartitions (see the module docs), so
+    /// that a client can replicate into the fake.
+    pub target: bool,
     /// Cut Fetch data at the byte limit like Kafka does (the last entry may be partial)
     /// instead of returning whole entries only.
     pub cut_partial_entries: bool,
@@ -261,6 +275,21 @@ impl FakeBroker {
     pub fn create_topic(&self, name: &str, partitions: i32) {
         self.shared.state().create_topic(name, partitions);
         self.notify();
+    }
+
+    /// Grows topic `name` to `partitions` (new partitions are empty), as CreatePartitions does.
+    pub fn add_partitions(&self, name: &str, partitions: i32) {
+        self.shared.state().add_partitions(name, partitions);
+        self.notify();
+    }
+
+    /// The number of partitions of topic `name` (0 when it does not exist).
+    pub fn partition_count(&self, name: &str) -> i32 {
+        self.shared
+            .state()
+            .topics
+            .get(name)
+            .map_or(0, |t| t.partitions.len() as i32)
     }
 
     /// Appends raw log bytes (whole v2 batches and/or v0/v1 entries) to a partition.

@@ -257,6 +257,15 @@ impl State {
         self.topics.insert(name.to_string(), Topic { id, partitions });
     }
 
+    /// Grows a topic to `partitions` (new ones empty); fewer than it has changes nothing.
+    pub fn add_partitions(&mut self, name: &str, partitions: i32) {
+        if let Some(t) = self.topics.get_mut(name) {
+            while (t.partitions.len() as i32) < partitions {
+                t.partitions.push(Partition::default());
+            }
+        }
+    }
+
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&Partition> {
         self.topics.get(topic)?.partitions.get(usize::try_from(partition).ok()?)
     }
