@@ -232,4 +232,13 @@ impl RouteConfig {
         self.exclude = patterns.iter().map(|s| s.to_string()).collect();
         self
     }
+
+    /// The route's topic filter: `include` and `exclude`, plus kferry's own internal topic
+    /// (the offset-map topic, which another route may write to this route's source) so that
+    /// it is never replicated.
+    pub fn topic_filter(&self) -> Result<TopicFilter, regex::Error> {
+        let mut exclude = self.exclude.clone();
+        exclude.push(regex::escape(&self.offset_map_topic));
+        TopicFilter::new(&self.include, &exclude)
+    }
 }

@@ -27,7 +27,7 @@ use super::router::{run_router, RouterContext};
 use super::sink::{run_sink, SinkContext};
 use super::slowpath::SlowPathOptions;
 use super::topic_sync::{self, run_topic_sync, TopicSync};
-use super::{PartitionMapping, RouteConfig, StartPosition, TopicFilter};
+use super::{PartitionMapping, RouteConfig, StartPosition};
 use crate::offsets::sync::run_group_sync;
 use crate::offsets::{MapTopic, MapWriter, OffsetMaps, PartitionMap};
 use crate::wire::admin::TopicPartition;
@@ -318,8 +318,23 @@ pub async fn start_route(
         route: route.clone(),
         source_cluster: cfg.source.clone(),
     };
-    map_topic.ensure().await.map_err(wire)?;
-    let mut persisted_maps = map_topic.load().await.map_err(wire)?;
+    // Without the map topic (a broker without CreateTopics, or creation denied) the route
+    // still replicates; its offset maps live in memory only. An existing topic that cannot be
+    // read stops the start: fresh maps would overwrite what it holds.
+    let persist_maps = match map_topic.ensure().await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(
+                route,
+                "offset maps will not be persisted (translation after a restart is only at least once): {e}"
+            );
+            false
+        }
+    };
+    let mut persisted_maps = match persist_maps {
+        true => map_topic.load().await.map_err(wire)?,
+        false => HashMap::new(),
+    };
     for (layout, resumed) in layouts.iter().zip(resumed) {
         let TopicLayout {
             topic,
@@ -445,7 +460,7 @@ pub async fn start_route(
         source: source.clone(),
         target: target.clone(),
         group: cfg.group_id.clone(),
-        maps: Some(Arc::new(MapWriter::new(map_topic, offset_maps.clone()))),
+        maps: persist_maps.then(|| Arc::new(MapWriter::new(map_topic, offset_maps.clone()))),
     });
     background.spawn(run_checkpointer(
         progress.clone(),
@@ -511,7 +526,7 @@ async fn select_topics(
     heartbeats: Option<&str>,
 ) -> Result<Vec<String>, RouteError> {
     let route = cfg.name.clone();
-    let filter = TopicFilter::new(&cfg.include, &cfg.exclude).map_err(|e| RouteError::Invalid {
+    let filter = cfg.topic_filter().map_err(|e| RouteError::Invalid {
         route: route.clone(),
         message: format!("topic pattern: {e}"),
     })?;

@@ -237,7 +237,7 @@ impl TopicSync {
     /// One round of looking for new topics and partitions.
     async fn sync_topics(&mut self) {
         let route = self.cfg.name.clone();
-        let Ok(filter) = TopicFilter::new(&self.cfg.include, &self.cfg.exclude) else {
+        let Ok(filter) = self.cfg.topic_filter() else {
             return;
         };
         let meta = match self.source.refresh_metadata(None).await {

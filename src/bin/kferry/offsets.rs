@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use kferry::config::Config;
 use kferry::offsets::{translate_group, GroupOffset, MapTopic, OffsetMaps};
-use kferry::replicate::TopicFilter;
 use kferry::wire::Cluster;
 
 use crate::CliError;
@@ -63,7 +62,7 @@ async fn translate(path: &std::path::Path, route: &str, group: &str, json: bool)
     let (source, target) = (cluster(&rc.source)?, std::sync::Arc::new(cluster(&rc.target)?));
     let failed = |e: kferry::WireError| CliError::failed(format!("route '{route}': {e}"));
     let meta = source.refresh_metadata(None).await.map_err(failed)?;
-    let filter = TopicFilter::new(&rc.include, &rc.exclude).map_err(CliError::usage)?;
+    let filter = rc.topic_filter().map_err(CliError::usage)?;
     let topics = filter.select(meta.topics.values().filter(|t| !t.internal).map(|t| &t.name));
     let partitions: Vec<(String, i32)> = topics
         .iter()

@@ -4,7 +4,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kferry::config::Config;
-use kferry::replicate::TopicFilter;
 use kferry::wire::Cluster;
 use kferry::{Replicator, Running};
 
@@ -104,7 +103,7 @@ pub async fn check_config(path: &Path, offline: bool) -> Result<(), CliError> {
             .refresh_metadata(None)
             .await
             .map_err(|e| CliError::failed(format!("route '{}': {e}", route.name)))?;
-        let filter = TopicFilter::new(&route.include, &route.exclude).map_err(CliError::usage)?;
+        let filter = route.topic_filter().map_err(CliError::usage)?;
         if let Some(missing) = filter.literal_topics().find(|t| !meta.topics.contains_key(*t)) {
             return Err(CliError::failed(format!(
                 "route '{}': topic '{missing}' does not exist on source cluster '{}'",

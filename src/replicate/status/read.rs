@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use super::{evaluate, BatchSample, PartitionReading, StatusRow};
 use crate::replicate::reconcile::reads::{self, Reads};
-use crate::replicate::{RouteConfig, RouteError, TopicFilter};
+use crate::replicate::{RouteConfig, RouteError};
 use crate::wire::admin::TopicPartition;
 use crate::wire::error::check_code;
 use crate::wire::fetch::{FetchedPartition, PartitionFetch};
@@ -39,7 +39,7 @@ pub async fn read_route(
         route: route.to_string(),
         source,
     };
-    let filter = TopicFilter::new(&cfg.include, &cfg.exclude).map_err(|e| RouteError::Invalid {
+    let filter = cfg.topic_filter().map_err(|e| RouteError::Invalid {
         route: route.to_string(),
         message: e.to_string(),
     })?;
