@@ -339,9 +339,12 @@ fn gb(bytes: u64) -> f64 {
 
 fn one_line(r: &RunReport, record_bytes: Option<u64>) -> String {
     let per_gb = record_bytes.map_or(String::new(), |b| format!(", {:.3} CPU-s/GB", r.cpu_s() / gb(b)));
+    let moved = match (r.records, r.wire_bytes) {
+        (0, w) if w > 0 => format!("{:.1} MB relayed", w as f64 / 1e6),
+        (n, _) => format!("{n} records"),
+    };
     format!(
-        "{} records in {:.1} s, CPU {:.2} s (user {:.2} + sys {:.2}){per_gb}, peak RSS {} MiB",
-        r.records,
+        "{moved} in {:.1} s, CPU {:.2} s (user {:.2} + sys {:.2}){per_gb}, peak RSS {} MiB",
         r.wall_s,
         r.cpu_s(),
         r.user_cpu_s,
