@@ -99,13 +99,13 @@ fn bench_e2e_runs_kferry_and_the_baseline_over_the_same_backlog() {
         json.to_str().unwrap(),
     ]));
     assert!(
-        out.contains("| 1 | kferry |") && out.contains("| 1 | baseline |"),
+        out.contains("| 1 | kferry |") && out.contains("| 1 | baseline |") && out.contains("| 1 | floor |"),
         "{out}"
     );
     let figures: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let runs = figures["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 2, "{figures}");
-    for r in runs {
+    assert_eq!(runs.len(), 3, "{figures}");
+    for r in runs.iter().filter(|r| r["replicator"] != "floor") {
         // The command itself checks each target holds the source's record count.
         assert_eq!(r["report"]["records"].as_u64(), Some(6400), "{r}");
         assert!(r["report"]["user_cpu_s"].as_f64().unwrap() > 0.0, "{r}");
@@ -118,6 +118,19 @@ fn bench_e2e_runs_kferry_and_the_baseline_over_the_same_backlog() {
     let record_bytes = figures["record_bytes"].as_u64().unwrap() as f64;
     assert!((record_bytes / (6400.0 * 2048.0) - 1.0).abs() < 0.01, "{figures}");
     assert!(figures["ratios"]["per_record_ratio"].as_f64().unwrap() > 0.0);
+    // The floor relayed exactly kferry's wire bytes, in its own process, and is in the ratios.
+    let floor = runs.iter().find(|r| r["replicator"] == "floor").unwrap();
+    assert_eq!(floor["report"]["wire_bytes"].as_u64(), Some(wire), "{floor}");
+    assert!(floor["report"]["max_rss_kib"].as_u64().unwrap() > 0, "{floor}");
+    let cpu = floor["report"]["user_cpu_s"].as_f64().unwrap() + floor["report"]["sys_cpu_s"].as_f64().unwrap();
+    assert!(cpu > 0.0, "{floor}");
+    let ratios = &figures["ratios"];
+    assert!(
+        ratios["floor_cpu_s_per_million_records"].as_f64().unwrap() > 0.0,
+        "{ratios}"
+    );
+    assert!(ratios["floor_cpu_s_per_gb"].as_f64().unwrap() > 0.0, "{ratios}");
+    assert!(ratios["baseline_over_floor"].as_f64().unwrap() > 0.0, "{ratios}");
 }
 
 #[test]

@@ -4,8 +4,10 @@
 //! 2. For each run: replicate the whole backlog with kferry (`kferry bench replicate`, a child
 //!    process) and with the baseline (`kferry-baseline`, the rdkafka crate), each into an
 //!    empty target, and read each process's own rusage: CPU seconds and peak RSS.
-//! 3. Check the target holds as many records as the source, and print per-run figures, the
-//!    medians, and the baseline/kferry ratios.
+//! 3. The floor: relay kferry's wire bytes through a bare loopback TCP relay (relay.rs), a
+//!    child process too, for what moving the bytes alone costs.
+//! 4. Check the target holds as many records as the source, and print per-run figures, the
+//!    medians, and the ratios (baseline / floor bounds what any socket-based replicator can reach).
 //!
 //! Without --source/--target, two local tansu brokers are started; each replication gets a
 //! fresh target broker, so every run starts from the same state.
@@ -63,13 +65,17 @@ pub struct E2eArgs {
     /// Latency mode: seconds to produce at --rate.
     #[arg(long, default_value_t = 30)]
     pub duration: u64,
+    /// Experiment: each run also replicates with kferry at this many worker threads
+    /// (replicator `kferry-wtN`), for a side-by-side comparison.
+    #[arg(long, hide = true)]
+    pub also_worker_threads: Option<usize>,
 }
 
 /// One replication's figures.
 #[derive(Debug, Clone, Serialize)]
 struct Measured {
     run: usize,
-    replicator: &'static str,
+    replicator: String,
     report: RunReport,
 }
 
@@ -154,15 +160,27 @@ pub async fn run(args: E2eArgs) -> Result<(), CliError> {
     let mut measured = Vec::new();
     for run in 1..=runs {
         let (target, _broker) = brokers.target(&format!("bench-target-k{run}"))?;
-        let report = run_kferry(&args, brokers.source(), &target, &topic, expected as u64, run)?;
+        let report = run_kferry(&args, brokers.source(), &target, &topic, expected as u64, run, None)?;
         check_target(&target, &topic, expected, "kferry").await?;
         eprintln!("run {run} kferry: {}", one_line(&report, record_bytes));
+        let wire_bytes = report.wire_bytes;
         measured.push(Measured {
             run,
-            replicator: "kferry",
+            replicator: "kferry".into(),
             report,
         });
         drop(_broker);
+        if let Some(n) = args.also_worker_threads {
+            let (target, _broker) = brokers.target(&format!("bench-target-w{run}"))?;
+            let report = run_kferry(&args, brokers.source(), &target, &topic, expected as u64, run, Some(n))?;
+            check_target(&target, &topic, expected, "kferry").await?;
+            eprintln!("run {run} kferry-wt{n}: {}", one_line(&report, record_bytes));
+            measured.push(Measured {
+                run,
+                replicator: format!("kferry-wt{n}"),
+                report,
+            });
+        }
         if let Some(bin) = &baseline {
             let (target, _broker) = brokers.target(&format!("bench-target-b{run}"))?;
             let target_topic = match external {
@@ -177,10 +195,18 @@ pub async fn run(args: E2eArgs) -> Result<(), CliError> {
             eprintln!("run {run} baseline: {}", one_line(&report, record_bytes));
             measured.push(Measured {
                 run,
-                replicator: "baseline",
+                replicator: "baseline".into(),
                 report,
             });
         }
+        // The floor: a bare relay moving kferry's wire bytes in and out (relay.rs).
+        let report = super::relay::measure(wire_bytes)?;
+        eprintln!("run {run} floor: {}", one_line(&report, record_bytes));
+        measured.push(Measured {
+            run,
+            replicator: "floor".into(),
+            report,
+        });
     }
     let summary = summarize(&plan, &topic, expected as u64, record_bytes, &measured);
     println!("{}", summary.text);
@@ -227,9 +253,13 @@ fn run_kferry(
     topic: &str,
     records: u64,
     run: usize,
+    worker_threads: Option<usize>,
 ) -> Result<RunReport, CliError> {
     let exe = std::env::current_exe().map_err(CliError::failed)?;
     let mut cmd = Command::new(exe);
+    if let Some(n) = worker_threads {
+        cmd.env("KFERRY_WORKER_THREADS", n.to_string());
+    }
     cmd.args([
         "bench",
         "replicate",
@@ -243,7 +273,14 @@ fn run_kferry(
     .args(["--records", &records.to_string()])
     .args(["--fetch-max-wait-ms", &args.fetch_max_wait_ms.to_string()])
     .args(["--buffer-memory", &args.buffer_memory])
-    .args(["--group", &format!("kferry-bench-{}-{run}", std::process::id())])
+    .args([
+        "--group",
+        &format!(
+            "kferry-bench-{}-{run}-{}",
+            std::process::id(),
+            worker_threads.unwrap_or(0)
+        ),
+    ])
     .env("KFERRY_LOG", "warn");
     child_report(cmd, "kferry bench replicate")
 }
@@ -302,9 +339,12 @@ fn gb(bytes: u64) -> f64 {
 
 fn one_line(r: &RunReport, record_bytes: Option<u64>) -> String {
     let per_gb = record_bytes.map_or(String::new(), |b| format!(", {:.3} CPU-s/GB", r.cpu_s() / gb(b)));
+    let moved = match (r.records, r.wire_bytes) {
+        (0, w) if w > 0 => format!("{:.1} MB relayed", w as f64 / 1e6),
+        (n, _) => format!("{n} records"),
+    };
     format!(
-        "{} records in {:.1} s, CPU {:.2} s (user {:.2} + sys {:.2}){per_gb}, peak RSS {} MiB",
-        r.records,
+        "{moved} in {:.1} s, CPU {:.2} s (user {:.2} + sys {:.2}){per_gb}, peak RSS {} MiB",
         r.wall_s,
         r.cpu_s(),
         r.user_cpu_s,
@@ -316,6 +356,14 @@ fn one_line(r: &RunReport, record_bytes: Option<u64>) -> String {
 struct Summary {
     text: String,
     ratios: serde_json::Value,
+}
+
+/// `a / b` as `12.3x`, or `-` when either is missing.
+fn ratio(a: f64, b: f64) -> String {
+    match (a / b).is_finite() {
+        true => format!("{:.1}x", a / b),
+        false => "-".to_string(),
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -343,9 +391,9 @@ fn summarize(plan: &Plan, topic: &str, records: u64, record_bytes: Option<u64>, 
     );
     let _ = writeln!(
         text,
-        "| run | replicator | wall s | CPU s | CPU-s per GB | CPU-s per M records | records per CPU-s | wire MB/s | peak RSS MiB | allocated B per wire B |"
+        "| run | replicator | wall s | CPU s | CPU-s per GB | CPU-s per M records | records per CPU-s | wire MB/s | peak RSS MiB | allocated B per wire B | minor faults | voluntary switches |"
     );
-    let _ = writeln!(text, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(text, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let per_gb = |r: &RunReport| record_bytes.map_or(f64::NAN, |b| r.cpu_s() / gb(b));
     let per_m = |r: &RunReport| r.cpu_s() / (records as f64 / 1e6);
     for m in measured {
@@ -360,7 +408,7 @@ fn summarize(plan: &Plan, topic: &str, records: u64, record_bytes: Option<u64>, 
         };
         let _ = writeln!(
             text,
-            "| {} | {} | {:.1} | {:.2} | {:.3} | {:.3} | {:.0} | {wire} | {} | {alloc} |",
+            "| {} | {} | {:.1} | {:.2} | {:.3} | {:.3} | {:.0} | {wire} | {} | {alloc} | {} | {} |",
             m.run,
             m.replicator,
             r.wall_s,
@@ -368,7 +416,9 @@ fn summarize(plan: &Plan, topic: &str, records: u64, record_bytes: Option<u64>, 
             per_gb(r),
             per_m(r),
             records as f64 / r.cpu_s().max(1e-6),
-            r.max_rss_kib / 1024
+            r.max_rss_kib / 1024,
+            r.minor_faults,
+            r.voluntary_switches
         );
     }
     let of = |who: &str, f: &dyn Fn(&RunReport) -> f64| {
@@ -380,18 +430,46 @@ fn summarize(plan: &Plan, topic: &str, records: u64, record_bytes: Option<u64>, 
                 .collect(),
         )
     };
-    let (k_rec, b_rec) = (of("kferry", &per_m), of("baseline", &per_m));
-    let (k_gb, b_gb) = (of("kferry", &per_gb), of("baseline", &per_gb));
+    let (k_rec, b_rec, f_rec) = (of("kferry", &per_m), of("baseline", &per_m), of("floor", &per_m));
+    let (k_gb, b_gb, f_gb) = (of("kferry", &per_gb), of("baseline", &per_gb), of("floor", &per_gb));
     let _ = writeln!(
         text,
-        "\nmedians: kferry {k_rec:.4} CPU-s per M records, {k_gb:.4} CPU-s per GB; baseline {b_rec:.4} CPU-s per M records, {b_gb:.4} CPU-s per GB"
+        "\nmedians: kferry {k_rec:.4} CPU-s per M records, {k_gb:.4} CPU-s per GB; baseline {b_rec:.4} CPU-s per M records, {b_gb:.4} CPU-s per GB; floor {f_rec:.4} CPU-s per M records, {f_gb:.4} CPU-s per GB"
     );
+    let _ = writeln!(
+        text,
+        "\n| replicator (median) | CPU-s per M records | CPU-s per GB | baseline / this | this / floor |"
+    );
+    let _ = writeln!(text, "|---|---:|---:|---:|---:|");
+    let mut names: Vec<&str> = Vec::new();
+    for m in measured {
+        if !names.contains(&m.replicator.as_str()) {
+            names.push(&m.replicator);
+        }
+    }
+    for who in names {
+        let (rec, per) = (of(who, &per_m), of(who, &per_gb));
+        let _ = writeln!(
+            text,
+            "| {who} | {rec:.4} | {per:.4} | {} | {:.1}x |",
+            ratio(b_rec, rec),
+            rec / f_rec
+        );
+    }
     if b_rec.is_finite() {
         let _ = writeln!(
             text,
             "kferry uses {:.1}x fewer CPU-seconds per record and {:.1}x fewer per GB than the baseline",
             b_rec / k_rec,
             b_gb / k_gb
+        );
+    }
+    if b_rec.is_finite() {
+        let _ = writeln!(
+            text,
+            "floor: a bare loopback relay of kferry's wire bytes (in and out) uses {f_rec:.4} CPU-s per M records; \
+             baseline / floor = {:.1}x is the most any replicator moving these bytes through sockets can reach here",
+            b_rec / f_rec
         );
     }
     Summary {
@@ -403,6 +481,10 @@ fn summarize(plan: &Plan, topic: &str, records: u64, record_bytes: Option<u64>, 
             "baseline_cpu_s_per_gb": b_gb,
             "per_record_ratio": b_rec / k_rec,
             "per_gb_ratio": b_gb / k_gb,
+            "floor_cpu_s_per_million_records": f_rec,
+            "floor_cpu_s_per_gb": f_gb,
+            "baseline_over_floor": b_rec / f_rec,
+            "kferry_over_floor": k_rec / f_rec,
         }),
     }
 }

@@ -4,6 +4,7 @@
 mod e2e;
 mod latency;
 mod produce;
+mod relay;
 mod replicate;
 
 use std::sync::Arc;
@@ -29,6 +30,9 @@ pub enum BenchCommand {
     /// (internal) Replicate one topic in this process and print a usage report at the end.
     #[command(hide = true)]
     Replicate(ReplicateArgs),
+    /// (internal) Relay bytes from one TCP connection to another: the floor of `bench e2e`.
+    #[command(hide = true)]
+    Relay(relay::RelayArgs),
 }
 
 pub async fn bench(command: BenchCommand) -> Result<(), CliError> {
@@ -37,6 +41,7 @@ pub async fn bench(command: BenchCommand) -> Result<(), CliError> {
         BenchCommand::E2e(args) if args.rate.is_some() => latency::run(args).await,
         BenchCommand::E2e(args) => e2e::run(args).await,
         BenchCommand::Replicate(args) => replicate::run(args).await,
+        BenchCommand::Relay(args) => relay::run(args).await,
     }
 }
 
