@@ -96,6 +96,10 @@ pub struct RouteSection {
         deserialize_with = "byte_size"
     )]
     pub buffer_memory: u64,
+    /// Bytes per second the route may fetch from the source ("50MB", "10MiB"); unlimited when
+    /// absent.
+    #[serde(rename = "byte.rate.limit", default, deserialize_with = "optional_byte_size")]
+    pub byte_rate_limit: Option<u64>,
     /// Codec on the target: "keep" (default: each batch's own), "none", "gzip", "snappy", "lz4", "zstd".
     #[serde(default = "default_keep")]
     pub compression: String,
@@ -497,6 +501,12 @@ impl Config {
             if r.buffer_memory < 1024 * 1024 {
                 return Err((key("buffer.memory"), "must be at least 1MiB".to_string()));
             }
+            if r.byte_rate_limit == Some(0) {
+                return Err((
+                    key("byte.rate.limit"),
+                    "must be above 0 (leave it out for no limit)".to_string(),
+                ));
+            }
             if !names.insert(self.route_name(r)) {
                 return Err((key("name"), format!("duplicate route name '{}'", self.route_name(r))));
             }
@@ -649,6 +659,7 @@ impl Config {
                 rc.fetch_max_bytes = r.fetch_max_bytes as i32;
                 rc.fetch_max_wait_ms = r.fetch_max_wait_ms as i32;
                 rc.buffer_memory = r.buffer_memory;
+                rc.byte_rate_limit = r.byte_rate_limit;
                 rc.process_memory_cap = process_cap.clone();
                 rc.compression = parse_compression(&r.compression).flatten();
                 rc.oversize = parse_oversize(&r.oversize).unwrap_or(OversizePolicy::Split);
@@ -990,6 +1001,15 @@ topics = ["orders.*"]
         assert!(r.check_crcs);
         let e = load_str(&format!("{GOOD}compression = \"brotli\"\n")).unwrap_err();
         assert_eq!(e.key, "routes[0].compression");
+    }
+
+    #[test]
+    fn byte_rate_limit_takes_units() {
+        assert_eq!(load_str(GOOD).unwrap().route_configs()[0].byte_rate_limit, None);
+        let c = load_str(&format!("{GOOD}\"byte.rate.limit\" = \"10MiB\"\n")).unwrap();
+        assert_eq!(c.route_configs()[0].byte_rate_limit, Some(10 << 20));
+        let e = load_str(&format!("{GOOD}\"byte.rate.limit\" = 0\n")).unwrap_err();
+        assert_eq!(e.key, "routes[0].byte.rate.limit");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tokio::sync::{watch, Notify};
 
 use super::budget::{Budget, Reservation};
 use super::partition::{Chunk, Forward, PartitionShared};
+use super::rate_limit::RateLimit;
 use super::slowpath::{release, upconvert_legacy, OversizePolicy, SlowPathOptions};
 use super::txn::TxnFilter;
 use super::txn::TxnFilter as Txn;
@@ -79,6 +80,8 @@ pub struct FetchContext {
     pub on_data_loss: DataLossPolicy,
     /// Bytes a partition may hold behind an undecided transaction before it stops.
     pub max_held_bytes: usize,
+    /// `byte.rate.limit`: fetched bytes per second, shared by the route's fetchers.
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 impl FetchContext {
@@ -163,7 +166,7 @@ async fn run_broker_fetcher(ctx: Arc<FetchContext>, broker: i32, mut stop: watch
             continue;
         }
         tokio::select! {
-            _ = fetch_once(&ctx, broker, &claimed, busy_waiting, &mut session) => {}
+            _ = rate_limited_fetch(&ctx, broker, &claimed, busy_waiting, &mut session) => {}
             _ = stop.changed() => {}
         }
         for p in &claimed {
@@ -195,6 +198,20 @@ fn claim_partitions(ctx: &FetchContext, broker: i32) -> (Vec<Arc<PartitionShared
         }
     }
     (claimed, busy_waiting)
+}
+
+/// [`fetch_once`], after waiting for the route's byte-rate limit, if any.
+async fn rate_limited_fetch(
+    ctx: &FetchContext,
+    broker: i32,
+    claimed: &[Arc<PartitionShared>],
+    busy_waiting: bool,
+    session: &mut SessionFetcher,
+) {
+    if let Some(limit) = &ctx.rate_limit {
+        limit.ready().await;
+    }
+    fetch_once(ctx, broker, claimed, busy_waiting, session).await;
 }
 
 async fn fetch_once(
@@ -255,6 +272,9 @@ async fn fetch_once(
         .enumerate()
         .map(|(i, r)| ((r.topic.as_str(), r.partition), i))
         .collect();
+    if let Some(limit) = &ctx.rate_limit {
+        limit.took(responses.iter().map(|f| f.records.len()).sum());
+    }
     let mut retriable_errors = false;
     for fetched in responses {
         let Some(&i) = index.get(&(fetched.topic.as_str(), fetched.partition)) else {

@@ -24,6 +24,7 @@ pub mod hook;
 pub mod lag;
 pub mod partition;
 pub mod progress;
+pub mod rate_limit;
 pub mod read_replica;
 pub mod reconcile;
 pub mod rename;
@@ -96,6 +97,9 @@ pub struct RouteConfig {
     pub fetch_max_wait_ms: i32,
     /// Bytes of fetched data the route may hold before it stops fetching.
     pub buffer_memory: u64,
+    /// `byte.rate.limit`: bytes per second the route may fetch from the source; `None`:
+    /// unlimited.
+    pub byte_rate_limit: Option<u64>,
     /// The process-wide cap that this route shares with every other route, if any (the
     /// top-level `buffer.memory`; [`crate::Replicator`] sets it).
     pub process_memory_cap: Option<budget::Cap>,
@@ -191,6 +195,7 @@ impl RouteConfig {
             fetch_max_bytes: 16 * 1024 * 1024,
             fetch_max_wait_ms: 500,
             buffer_memory: 256 * 1024 * 1024,
+            byte_rate_limit: None,
             process_memory_cap: None,
             max_in_flight: 5,
             retry_backoff: Duration::from_millis(100),

@@ -21,6 +21,7 @@ use super::heartbeat::{self, HeartbeatLatency, LatencyTracker};
 use super::hook::BatchObserver;
 use super::partition::{Acked, PartitionShared, PartitionSpec};
 use super::progress::{self, commit_changed, run_checkpointer, ProgressStore};
+use super::rate_limit::RateLimit;
 use super::reconcile::{resume_partitions, ResumeInput, ResumeJob};
 use super::route_grow::RouteGrowth;
 use super::router::{run_router, RouterContext};
@@ -452,6 +453,9 @@ pub async fn start_route(
         corrupt: cfg.corrupt,
         on_data_loss: cfg.on_data_loss,
         max_held_bytes: (cfg.buffer_memory / 2) as usize,
+        rate_limit: cfg
+            .byte_rate_limit
+            .map(|rate| Arc::new(RateLimit::new(rate, cfg.fetch_max_bytes.max(0) as u64))),
     });
     let mut background = JoinSet::new();
     background.spawn(run_fetchers(fetch_ctx, stop_rx.clone()));
