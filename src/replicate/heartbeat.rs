@@ -169,12 +169,17 @@ pub fn observer(
 }
 
 /// Which of `routes` replicate heartbeats: each in turn, unless its target already reaches its
-/// source through routes chosen before it (it would close a cycle).
+/// source through routes chosen before it (it would close a cycle). A route that renames
+/// topics with its source alias (`prefix`) always does and closes no cycle: its copies arrive
+/// as `<alias>.heartbeats`, which routes back to that alias skip (MirrorMaker 2's rule).
 pub fn heartbeat_routes(routes: &[RouteConfig]) -> Vec<bool> {
     let mut chosen: Vec<(&str, &str)> = Vec::new();
     routes
         .iter()
         .map(|r| {
+            if r.rename.breaks_cycles() {
+                return true;
+            }
             let cycle = reaches(&chosen, &r.target, &r.source);
             if !cycle {
                 chosen.push((&r.source, &r.target));
@@ -394,5 +399,14 @@ mod tests {
             r("x", "d"),
         ];
         assert_eq!(heartbeat_routes(&routes), vec![true, true, false, false, true, true]);
+    }
+
+    #[test]
+    fn prefix_routes_replicate_heartbeats_both_ways() {
+        let prefix = crate::replicate::rename::RenamePolicy::Prefix { separator: ".".into() };
+        let r = |s: &str, t: &str| RouteConfig::new(format!("{s}-{t}"), s, t).rename(prefix.clone());
+        assert_eq!(heartbeat_routes(&[r("a", "b"), r("b", "a")]), vec![true, true]);
+        let identity = RouteConfig::new("b-a", "b", "a");
+        assert_eq!(heartbeat_routes(&[r("a", "b"), identity]), vec![true, true]);
     }
 }
