@@ -14,6 +14,7 @@
 
 pub mod budget;
 pub mod counters;
+pub mod dup_check;
 pub mod fetcher;
 pub mod hook;
 pub mod partition;
