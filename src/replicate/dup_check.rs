@@ -215,6 +215,8 @@ async fn read(
 mod tests {
     use super::*;
     use crate::batch::BatchBuilder;
+    use crate::wire::ClusterConfig;
+    use kferry_protocol_tests::fake::FakeBroker;
 
     /// A batch of `n` records of `value`, at `offset`, stamped at `ts`.
     fn batch(offset: i64, n: i32, value: &[u8], ts: i64) -> RecordBatch {
@@ -308,5 +310,58 @@ mod tests {
     fn a_read_without_progress_ends_the_search() {
         let mut search = DupSearch::new(Some(40), 0, 0);
         assert_eq!(search.handle_read(&sent(), &[], 40, 90), Step::Missing);
+    }
+
+    /// A fake target whose "t"-0 holds `log`, and a [`Cluster`] for it.
+    async fn fake_target(log: &[RecordBatch]) -> (FakeBroker, Arc<Cluster>) {
+        let fake = FakeBroker::start().await.expect("fake broker");
+        fake.create_topic("t", 1);
+        for b in log {
+            fake.append("t", 0, b.as_bytes());
+        }
+        let cluster = Arc::new(Cluster::new(ClusterConfig::new("dst", vec![fake.bootstrap()])));
+        cluster.refresh_metadata(None).await.expect("metadata");
+        (fake, cluster)
+    }
+
+    #[tokio::test]
+    async fn locate_reads_the_target_log() {
+        // Offsets 2..5 are a hole (a batch the broker lost); the batch sent sits at 8.
+        let log = [
+            batch(0, 2, b"a", 1),
+            batch(5, 3, b"other", 2),
+            batch(8, 3, b"payload", 1_700_000_000_000),
+            batch(11, 1, b"b", 3),
+        ];
+        let (_fake, cluster) = fake_target(&log).await;
+        let at = |expected, tail| {
+            let cluster = cluster.clone();
+            async move { locate(&cluster, "t", 0, &sent(), expected, tail).await.expect("locate") }
+        };
+        assert_eq!(at(Some(8), 0).await, Some(8), "where expected");
+        assert_eq!(at(Some(2), 0).await, Some(8), "past a hole and another batch");
+        assert_eq!(at(None, 100).await, Some(8), "position unknown, short log");
+        assert_eq!(
+            at(Some(9), 0).await,
+            Some(8),
+            "a batch holding the offset is compared too"
+        );
+        assert_eq!(at(Some(11), 0).await, None, "not from the offset on");
+        assert_eq!(at(Some(50), 0).await, None, "past the log end");
+        let lost = batch(5_000, 3, b"lost", 1_700_000_000_000);
+        let missing = locate(&cluster, "t", 0, &lost, Some(2), 0).await.expect("locate");
+        assert_eq!(missing, None, "a batch the target does not hold");
+    }
+
+    #[tokio::test]
+    async fn locate_without_a_position_searches_the_tail_only() {
+        // The same records early in the log (a source batch written twice long ago) and at the
+        // tail: only the tail counts.
+        let mut log = vec![batch(0, 3, b"payload", 1_700_000_000_000)];
+        log.extend((3..200).map(|o| batch(o, 1, b"filler", o)));
+        log.push(batch(200, 3, b"payload", 1_700_000_000_000));
+        let (_fake, cluster) = fake_target(&log).await;
+        let found = locate(&cluster, "t", 0, &sent(), None, 20).await.expect("locate");
+        assert_eq!(found, Some(200));
     }
 }
