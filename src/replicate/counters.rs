@@ -51,6 +51,10 @@ pub struct PartitionCounters {
     pub bytes_out: AtomicU64,
     pub produce_retries: AtomicU64,
     pub producer_resets: AtomicU64,
+    /// Batches answered as duplicates and found on the target (`dup_check`).
+    pub duplicates_verified: AtomicU64,
+    /// Batches answered as duplicates but missing on the target, sent again (`dup_check`).
+    pub duplicates_resent: AtomicU64,
     /// Forwarded with only the header rewritten.
     pub fast_path: PathCounter,
     /// Uncompressed compacted batches: offset deltas rewritten, no codec work.

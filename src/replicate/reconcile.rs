@@ -387,7 +387,7 @@ async fn find_in_source(src: &mut BatchReader<'_>, target: &RecordBatch) -> Resu
 /// Same records: same count and the same bytes after the header (kferry never changes them).
 /// The header fields compared are the ones kferry never rewrites; with them, two batches of
 /// one identical record each still differ by their timestamps.
-fn same_batch(source: &RecordBatch, target: &RecordBatch) -> bool {
+pub(crate) fn same_batch(source: &RecordBatch, target: &RecordBatch) -> bool {
     source.record_count() == target.record_count()
         && source.last_offset_delta() == target.last_offset_delta()
         && source.base_timestamp() == target.base_timestamp()

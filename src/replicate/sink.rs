@@ -5,8 +5,11 @@
 //! `max_in_flight` (5) Produce requests are outstanding per partition, and responses are
 //! handled strictly in the order the requests were sent:
 //!
-//! - success (or DUPLICATE_SEQUENCE_NUMBER: the broker already has it): the acknowledged
-//!   position moves past the batch;
+//! - success: the acknowledged position moves past the batch;
+//! - DUPLICATE_SEQUENCE_NUMBER, or success without a base offset ("already written"): checked
+//!   against the target's log ([`super::dup_check`]); found, it is acknowledged at its real
+//!   offset; missing (tansu on S3 can lose a batch whose sequence it kept), it is sent again
+//!   under a new producer id;
 //! - a retriable error or a lost connection: every batch from the failed one on is sent
 //!   again, in order, with the *same* sequence numbers, so the broker drops any it already
 //!   wrote (idempotent producer, KIP-98);
@@ -15,6 +18,9 @@
 //!   unacknowledged batches from 0 (this can duplicate batches that were written but not
 //!   acknowledged, and is counted);
 //! - anything else stops the partition with an error naming it and the source offsets.
+//!
+//! After any retry the partition sends one batch at a time until a batch is written anew
+//! (the reconnect has settled), so that a batch found missing has nothing written behind it.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -27,6 +33,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
+use super::dup_check;
 use super::hook::{BatchObserver, ForwardedBatch};
 use super::partition::{Acked, Chunk, Forward, PartitionShared};
 use crate::batch::{rewrite_header, ProducerStamp, RecordBatch, HEADER_LEN};
@@ -79,6 +86,10 @@ struct Sink {
     /// Where acknowledged batches' target offsets are recorded (not for repartitioned
     /// topics, whose source and target partitions do not correspond).
     map: Option<SharedMap>,
+    /// The target offset after the last acknowledged batch, when known.
+    target_next: Option<i64>,
+    /// One batch in flight at a time: set by a retry, cleared by a batch written anew.
+    settling: bool,
 }
 
 /// Runs a partition's sink until `stop` (then drains in-flight batches) or a fatal error.
@@ -91,6 +102,7 @@ pub async fn run_sink(
 ) {
     let producer = ctx.producer;
     let target_topic = Arc::from(part.target_topic.as_str());
+    let target_next = part.acked().target_next;
     let mut sink = Sink {
         ctx,
         part,
@@ -101,6 +113,8 @@ pub async fn run_sink(
         failures: 0,
         target_topic,
         map,
+        target_next,
+        settling: false,
     };
     let mut input_open = true;
     loop {
@@ -199,7 +213,8 @@ impl Sink {
 
     /// Sends pending batches until the window is full. False when a send failed.
     async fn fill_window(&mut self) -> bool {
-        while self.window.len() < self.ctx.max_in_flight {
+        let limit = if self.settling { 1 } else { self.ctx.max_in_flight };
+        while self.window.len() < limit {
             let Some(mut out) = self.pending.pop_front() else {
                 return true;
             };
@@ -286,8 +301,14 @@ impl Sink {
                 return self.part.fail(self.describe(&done.out, &e.to_string()));
             }
         };
+        if dup_check::is_duplicate_answer(outcome.error_code, outcome.base_offset) {
+            return self.check_duplicate(done, outcome.error_code).await;
+        }
         match ResponseError::try_from_code(outcome.error_code) {
-            None | Some(ResponseError::DuplicateSequenceNumber) => self.ack(done, outcome.base_offset),
+            None => {
+                self.settling = false;
+                self.ack(done, outcome.base_offset)
+            }
             Some(
                 ResponseError::OutOfOrderSequenceNumber
                 | ResponseError::UnknownProducerId
@@ -313,11 +334,11 @@ impl Sink {
     fn ack(&mut self, done: InFlight, base_offset: i64) {
         self.failures = 0;
         let count = done.out.fwd.batch.record_count();
-        let previous = self.part.acked();
         let target_next = match base_offset >= 0 {
             true => Some(base_offset + i64::from(count)),
-            false => previous.target_next.map(|t| t + i64::from(count)),
+            false => self.target_next.map(|t| t + i64::from(count)),
         };
+        self.target_next = target_next;
         match &done.out.fwd.ack {
             // A piece of a repartitioned batch: its source partition's tracker moves that
             // partition's position once every piece is acknowledged.
@@ -366,6 +387,7 @@ impl Sink {
             self.pending.push_front(f.out);
         }
         self.failures = self.failures.saturating_add(1);
+        self.settling = true;
         self.part.counters.produce_retries.fetch_add(1, Ordering::Relaxed);
         // Exponential, capped, with a per-partition jitter so that many partitions failing
         // together (a broker restart) do not all come back at the same instant.
@@ -380,6 +402,49 @@ impl Sink {
         tokio::time::sleep(backoff).await;
         if refresh {
             let _ = self.ctx.target.refresh_metadata_if_older(self.ctx.retry_backoff).await;
+        }
+    }
+
+    /// A batch answered "already written": acknowledged at its real offset if the target holds
+    /// it, else sent again, from it on, under a new producer id.
+    async fn check_duplicate(&mut self, done: InFlight, code: i16) {
+        let later = self.window.iter().map(|f| &f.out).chain(&self.pending);
+        let sent = std::iter::once(&done.out).chain(later.filter(|o| o.sequence.is_some()));
+        let tail = dup_check::tail_records(sent.map(|o| o.fwd.batch.record_count()));
+        let topic = &self.part.target_topic;
+        let (cluster, expected) = (self.ctx.target.name(), self.target_next);
+        let found = dup_check::locate(
+            &self.ctx.target,
+            topic,
+            self.part.partition,
+            &done.out.fwd.batch,
+            expected,
+            tail,
+        );
+        match found.await {
+            Ok(Some(offset)) => {
+                self.part.counters.duplicates_verified.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(route = %self.ctx.route, cluster, topic = %topic, partition = self.part.partition,
+                    offset, expected, source_offset = done.out.fwd.source_base,
+                    "batch answered as a duplicate (code {code}) found on the target at offset {offset}");
+                self.ack(done, offset);
+            }
+            Ok(None) => {
+                self.part.counters.duplicates_resent.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(route = %self.ctx.route, cluster, topic = %topic, partition = self.part.partition,
+                    offset = expected, source_offset = done.out.fwd.source_base,
+                    "batch answered as a duplicate (code {code}) is missing on the target; sending it again under a new producer id");
+                self.window.push_front(done);
+                self.reset_producer(code).await;
+            }
+            Err(e) if e.is_retriable() => {
+                self.window.push_front(done);
+                self.rewind(&format!("checking a duplicate answer: {e}"), true).await;
+            }
+            Err(e) => {
+                let reason = format!("checking a duplicate answer (code {code}) on the target: {e}");
+                self.part.fail(self.describe(&done.out, &reason));
+            }
         }
     }
 

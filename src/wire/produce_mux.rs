@@ -3,8 +3,8 @@
 //! Every partition has its own sink (ordering, sequences, retries), but a request per batch
 //! would cost a syscall, a broker request and a response per batch. Sinks instead hand their
 //! batches to the multiplexer of the partition leader's connection, which gathers what is
-//! queued into one request (at most one batch per partition, as Kafka requires, and up to
-//! [`MAX_REQUEST_BYTES`]), sends it, and hands each partition its own result.
+//! queued into one request (at most one batch per partition, as Kafka requires, up to
+//! [`MAX_PARTITIONS_PER_REQUEST`] partitions and [`MAX_REQUEST_BYTES`]), sends it, and hands each partition its own result.
 //!
 //! Order: a sink's batches enter the queue in order; the multiplexer takes them in that
 //! order, starts a new request when a partition is already in the current one, and puts
@@ -31,12 +31,11 @@ use crate::batch::HEADER_LEN;
 
 /// Produce requests outstanding per connection.
 pub const MAX_IN_FLIGHT_REQUESTS: usize = 5;
-/// Partitions gathered into one request. 1 for now: with several, the S3-backed tansu used by
-/// `tests/broker_restart.rs`, SIGKILLed mid-run, lost a batch it later answered as a
-/// DUPLICATE_SEQUENCE_NUMBER in 3 of 7 runs (it persists the producer sequence before the
-/// batch; docs/DESIGN.md §6). Raise it once the sink checks such answers against the target.
-/// docs/benchmarks.md says which figures were measured with gathering on.
-pub const MAX_PARTITIONS_PER_REQUEST: usize = 1;
+/// Partitions gathered into one request (it also bounds the search for a partition already in
+/// the request). Gathering makes more batches mid-write when a broker dies; a broker that then
+/// answers a lost batch as a duplicate (tansu on S3, docs/DESIGN.md §6) is caught by the sink,
+/// which checks such answers against the target (`replicate::dup_check`).
+pub const MAX_PARTITIONS_PER_REQUEST: usize = 64;
 /// Batch bytes gathered into one request (one larger batch still goes, alone).
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 /// Batches queued per connection before sinks wait.
