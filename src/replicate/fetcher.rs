@@ -164,7 +164,7 @@ fn claim_partitions(ctx: &FetchContext, broker: i32) -> (Vec<Arc<PartitionShared
     {
         if p.ready_to_fetch() && p.claim() {
             claimed.push(p.clone());
-        } else if p.error().is_none() {
+        } else if p.error().is_none() && !p.paused() {
             busy_waiting = true;
         }
     }
@@ -274,6 +274,11 @@ async fn handle_partition(
     fetched: FetchedPartition,
     room: &mut Reservation,
 ) -> bool {
+    if part.paused() {
+        // Paused while this fetch was in flight: its data is dropped and the position stays,
+        // so the first fetch after the resume asks for the same records.
+        return false;
+    }
     if let Some(error) = ResponseError::try_from_code(fetched.error_code) {
         if part.read_replica_failed(broker) {
             tracing::info!(route = %ctx.route, partition = %part.label(), broker,

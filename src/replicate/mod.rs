@@ -14,6 +14,7 @@
 
 pub mod budget;
 pub mod counters;
+pub mod cycle;
 pub mod fetcher;
 pub mod heartbeat;
 pub mod hook;
