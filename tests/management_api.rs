@@ -13,6 +13,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{free_port, kclient, Broker};
+use kferry::replicate::HeartbeatConfig;
+use kferry::{ClusterConfig, ManageError, Replicator, RouteConfig};
 use support::daemon::{
     assert_exact, create_topic, signal, start_kferry, tempdir, total, verify, wait_replicated, Guarded, PARTITIONS,
 };
@@ -139,6 +141,66 @@ fn routes_changed_through_the_api_replicate_pause_resume_and_survive_restarts() 
     std::thread::sleep(QUIET);
     assert_eq!(total(&d, "orders"), 3000, "a deleted route replicated");
     stop(kferry);
+}
+
+/// The library side: a route added to a running replicator with heartbeats gets its source's
+/// heartbeats (the topic created and a writer started for a cluster that was no source yet),
+/// and routes are checked against the running ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_added_at_run_time_is_checked_and_times_heartbeats() {
+    let (a, b) = (Broker::start_memory("api-lib-a"), Broker::start_memory("api-lib-b"));
+    create_topic(&a.bootstrap(), "t", 1);
+    let running = Replicator::builder()
+        .cluster(ClusterConfig::new("a", vec![a.bootstrap()]))
+        .cluster(ClusterConfig::new("b", vec![b.bootstrap()]))
+        .heartbeats(HeartbeatConfig {
+            topic: "heartbeats".to_string(),
+            interval: Duration::from_millis(200),
+        })
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .expect("starts with no route");
+    assert!(running.routes().is_empty());
+    let mut ab = RouteConfig::new("ab", "a", "b").include(&["t"]);
+    ab.fetch_max_wait_ms = 50;
+    running.add_route(ab.clone()).await.expect("route added");
+    let err = running.add_route(ab).await.unwrap_err();
+    assert!(matches!(err, ManageError::Duplicate(_)), "{err}");
+    let err = running
+        .add_route(RouteConfig::new("ba", "b", "a").include(&["t"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ManageError::Cycle { .. }), "{err}");
+    let err = running
+        .add_route(RouteConfig::new("ac", "a", "c").include(&["t"]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown cluster 'c'"), "{err}");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running.routes()[0].heartbeat_latency().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat replicated on the added route within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.pause_topic("ab", "t").unwrap();
+    assert_eq!(running.pause_state("ab").unwrap().topics, ["t"]);
+    assert!(matches!(
+        running.pause_topic("ab", "nope"),
+        Err(ManageError::UnknownTopic { .. })
+    ));
+    running.remove_route("ab").await.expect("clean removal");
+    assert!(running.routes().is_empty());
+    assert!(matches!(
+        running.remove_route("ab").await,
+        Err(ManageError::UnknownRoute(_))
+    ));
+    assert!(running.errors().is_empty(), "{:?}", running.errors());
+    running.shutdown().await.expect("clean shutdown");
 }
 
 fn write_config(dir: &Path, src: &str, dst: &str, api: &str) -> std::path::PathBuf {

@@ -123,8 +123,8 @@ async fn authorize(State(api): State<Arc<Api>>, request: Request, next: Next) ->
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match sent.is_some_and(|s| same_secret(s.trim().as_bytes(), token.as_bytes())) {
+        .and_then(bearer_token);
+    match sent.is_some_and(|s| same_secret(s.as_bytes(), token.as_bytes())) {
         true => next.run(request).await,
         false => {
             let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
@@ -134,6 +134,12 @@ async fn authorize(State(api): State<Arc<Api>>, request: Request, next: Next) ->
             response
         }
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value (the scheme is case-insensitive).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Compares two secrets in time that depends only on their lengths.
@@ -172,6 +178,14 @@ mod tests {
             );
         }
         assert_eq!(paths.len(), PATHS.len(), "docs/openapi.json describes paths not served");
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_header() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("abc"), None);
     }
 
     #[test]
