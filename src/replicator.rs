@@ -265,7 +265,10 @@ impl RouteTable {
     }
 }
 
-/// A read-locked view of the running routes; keep it briefly (route changes wait for it).
+/// A read-locked view of the running routes. Keep it briefly: route changes (add, remove,
+/// pause, [`Running::stop`]) wait until it is dropped, so holding it across one of those calls
+/// in the same task never returns ([`Running::shutdown`] takes `self`, so the compiler refuses
+/// that one).
 pub struct Routes<'a>(RwLockReadGuard<'a, RouteTable>);
 
 impl std::ops::Deref for Routes<'_> {
@@ -333,7 +336,14 @@ impl Running {
 
     /// Stops every route cleanly: drain in-flight batches, commit final positions. Waits for
     /// a route change in progress to finish first.
-    pub async fn shutdown(&self) -> Result<(), RouteError> {
+    pub async fn shutdown(self) -> Result<(), RouteError> {
+        self.stop().await
+    }
+
+    /// [`Running::shutdown`] for a `Running` that is shared (e.g. in an `Arc` with the
+    /// management API). It waits for the write lock on the routes: a [`Routes`] view held by
+    /// the same task across this call never ends. Routes added afterwards are not stopped.
+    pub async fn stop(&self) -> Result<(), RouteError> {
         let _admin = self.admin.lock().await;
         let mut writers = std::mem::take(&mut self.heartbeat_writers.lock().unwrap_or_else(|e| e.into_inner()).0);
         writers.abort_all();

@@ -69,7 +69,7 @@ pub async fn run(path: &Path, metrics_address: Option<String>) -> Result<(), Cli
     tracing::info!("stopping: draining in-flight batches and committing progress");
     let (records, bytes) = running.forwarded();
     let errors = running.errors();
-    running.shutdown().await.map_err(CliError::failed)?;
+    running.stop().await.map_err(CliError::failed)?;
     let secs = started.elapsed().as_secs_f64().max(1e-3);
     tracing::info!(
         records,
