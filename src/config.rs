@@ -27,6 +27,7 @@ use serde::Deserialize;
 
 use crate::batch::Compression;
 use crate::offsets::sync::GroupSyncConfig;
+use crate::replicate::cycle::{replication_cycle, RouteEdge};
 use crate::replicate::{
     CorruptPolicy, DataLossPolicy, OversizePolicy, PartitionMapping, RenamePolicy, RouteConfig, StartPosition,
     TopicFilter,
@@ -184,6 +185,17 @@ pub struct Config {
     /// `host:port` to serve Prometheus metrics on (`GET /metrics`). Unset: no endpoint.
     #[serde(rename = "metrics.address", default)]
     pub metrics_address: Option<String>,
+    /// `host:port` to serve the management API on (see `docs/api.md`). Unset: no API.
+    #[serde(rename = "api.address", default)]
+    pub api_address: Option<String>,
+    /// Bearer token the management API requires (`KFERRY_API_TOKEN` overrides it). Unset:
+    /// no authentication.
+    #[serde(rename = "api.token", default)]
+    pub api_token: Option<String>,
+    /// The file recording route changes made through the API (relative to the config file's
+    /// directory). Default: `kferry-api-state.json` beside the config file.
+    #[serde(rename = "api.state.file", default)]
+    pub api_state_file: Option<PathBuf>,
     /// Write heartbeats to every source cluster and replicate them on every route.
     #[serde(rename = "heartbeats.enabled", default = "default_true")]
     pub heartbeats_enabled: bool,
@@ -300,29 +312,6 @@ fn optional_byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u
     Option::<ByteSize>::deserialize(d)?.map(ByteSize::bytes).transpose()
 }
 
-/// Whether the routes of a cycle can copy the same topic.
-enum Overlap {
-    /// This topic is selected by every route.
-    Topic(String),
-    /// Only patterns: a shared topic cannot be ruled out.
-    Unknown,
-    /// The plain topic names of some route are selected by no other route of the cycle.
-    Disjoint,
-}
-
-fn cycle_overlap(cycle: &[usize], filters: &[Option<TopicFilter>]) -> Overlap {
-    let filters: Vec<&TopicFilter> = cycle.iter().filter_map(|&i| filters[i].as_ref()).collect();
-    // A route whose includes are all plain names selects only those topics.
-    let literal_only = filters.iter().find(|f| f.literal_topics().count() == f.include_count());
-    match literal_only {
-        None => Overlap::Unknown,
-        Some(f) => f
-            .literal_topics()
-            .find(|t| filters.iter().all(|g| g.matches(t)))
-            .map_or(Overlap::Disjoint, |t| Overlap::Topic(t.to_string())),
-    }
-}
-
 /// Parses a byte size: a plain number of bytes, or a number with a unit: `KB`, `MB`, `GB`,
 /// `TB` (powers of 1000) or `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024), e.g. `"256MiB"`.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
@@ -394,11 +383,15 @@ impl Config {
         if let Some(addr) = self.metrics_address.as_deref().filter(|a| !is_host_port(a)) {
             return Err(("metrics.address".to_string(), format!("'{addr}' is not host:port")));
         }
+        if let Some(addr) = self.api_address.as_deref().filter(|a| !is_host_port(a)) {
+            return Err(("api.address".to_string(), format!("'{addr}' is not host:port")));
+        }
         self.validate_heartbeats()?;
-        if self.routes.is_empty() {
+        // With the API, routes can be added at run time.
+        if self.routes.is_empty() && self.api_address.is_none() {
             return Err((
                 "routes".to_string(),
-                "at least one [[routes]] entry is required".to_string(),
+                "at least one [[routes]] entry is required (or \"api.address\" to add them at run time)".to_string(),
             ));
         }
         let mut names = std::collections::HashSet::new();
@@ -544,77 +537,23 @@ impl Config {
         })
     }
 
-    /// A chain of routes that would copy a topic back to the cluster it came from (A -> B and
-    /// B -> A, or longer), described for the operator. With identity names such a chain would
-    /// copy every record around forever. Routes whose plain topic names prove they never
-    /// share a topic do not count; patterns that could match the same topic do. A chain with
-    /// a route that prefixes names with its source alias (`rename.policy = "prefix"`, or a
-    /// template `...{source}<sep>{topic}`) is no cycle: that route skips names that carry its
-    /// source's or target's alias (MirrorMaker 2's active/active). A chain that renames
-    /// otherwise (`agg.{topic}`) is one: names would grow around it forever.
+    /// A chain of routes that would copy a topic back to the cluster it came from, described
+    /// for the operator (see [`crate::replicate::cycle`]).
     fn replication_cycle(&self) -> Option<String> {
-        let filters: Vec<Option<TopicFilter>> = self
+        let names: Vec<String> = self.routes.iter().map(|r| self.route_name(r)).collect();
+        let edges: Vec<RouteEdge<'_>> = self
             .routes
             .iter()
-            .map(|r| TopicFilter::new(&r.topics, &r.topics_exclude).ok())
+            .zip(&names)
+            .map(|(r, name)| RouteEdge {
+                name,
+                source: &r.source,
+                target: &r.target,
+                filter: TopicFilter::new(&r.topics, &r.topics_exclude).ok(),
+                rename: r.rename_policy().unwrap_or(RenamePolicy::Identity),
+            })
             .collect();
-        for start in 0..self.routes.len() {
-            let mut path = vec![start];
-            if let Some(cycle) = self.extend_cycle(&mut path, &filters) {
-                let hops: Vec<String> = cycle
-                    .iter()
-                    .map(|&i| {
-                        let r = &self.routes[i];
-                        format!("route '{}' ({} -> {})", self.route_name(r), r.source, r.target)
-                    })
-                    .collect();
-                let what = match cycle_overlap(&cycle, &filters) {
-                    Overlap::Topic(t) => format!("topic '{t}' would be copied"),
-                    _ => "their topic patterns could select the same topic, which would be copied".to_string(),
-                };
-                return Some(format!(
-                    "replication cycle: {}; {what} back to cluster '{}' and around again",
-                    hops.join(", then "),
-                    self.routes[start].source
-                ));
-            }
-        }
-        None
-    }
-
-    /// Depth-first search for routes continuing `path` back to its first route's source.
-    fn extend_cycle(&self, path: &mut Vec<usize>, filters: &[Option<TopicFilter>]) -> Option<Vec<usize>> {
-        let first = &self.routes[path[0]];
-        let last = &self.routes[*path.last()?];
-        if last.target == first.source {
-            if path
-                .iter()
-                .any(|&i| self.routes[i].rename_policy().is_ok_and(|p| p.breaks_cycles()))
-            {
-                return None; // a prefixing route skips names that went around (rename.rs)
-            }
-            let renames = path
-                .iter()
-                .any(|&i| self.routes[i].rename_policy() != Ok(RenamePolicy::Identity));
-            return match cycle_overlap(path, filters) {
-                Overlap::Disjoint if !renames => None,
-                _ => Some(path.clone()),
-            };
-        }
-        if path.len() >= self.clusters.len() {
-            return None;
-        }
-        for next in 0..self.routes.len() {
-            if path.contains(&next) || self.routes[next].source != last.target {
-                continue;
-            }
-            path.push(next);
-            if let Some(cycle) = self.extend_cycle(path, filters) {
-                return Some(cycle);
-            }
-            path.pop();
-        }
-        None
+        replication_cycle(&edges)
     }
 
     /// The name of a route (its `name`, or `<source>-to-<target>`).
@@ -892,6 +831,23 @@ topics = ["orders.*"]
         assert_eq!(load_str(GOOD).unwrap().metrics_address, None);
         let err = load_str(&format!("\"metrics.address\" = \"9464\"\n{GOOD}")).unwrap_err();
         assert!(err.to_string().contains("metrics.address"), "{err}");
+    }
+
+    #[test]
+    fn api_keys_are_top_level_and_allow_a_file_without_routes() {
+        let text =
+            "\"api.address\" = \"127.0.0.1:9470\"\n\"api.token\" = \"s3cret\"\n\"api.state.file\" = \"state.json\"\n";
+        let c = load_str(&format!("{text}{GOOD}")).unwrap();
+        assert_eq!(c.api_address.as_deref(), Some("127.0.0.1:9470"));
+        assert_eq!(c.api_token.as_deref(), Some("s3cret"));
+        assert_eq!(c.api_state_file.as_deref(), Some(Path::new("state.json")));
+        let clusters_only = GOOD.split("[[routes]]").next().unwrap();
+        let c = load_str(&format!("{text}{clusters_only}")).unwrap();
+        assert!(c.routes.is_empty());
+        let e = load_str(clusters_only).unwrap_err();
+        assert_eq!(e.key, "routes");
+        let e = load_str(&format!("\"api.address\" = \"nowhere\"\n{GOOD}")).unwrap_err();
+        assert_eq!(e.key, "api.address");
     }
 
     #[test]

@@ -24,5 +24,5 @@ pub mod replicator;
 pub mod wire;
 
 pub use replicate::{ForwardedBatch, PartitionStatus, RouteConfig, RouteError, StartPosition};
-pub use replicator::{Replicator, ReplicatorBuilder, Running};
+pub use replicator::{ManageError, PauseState, Replicator, ReplicatorBuilder, Routes, Running};
 pub use wire::{ClusterConfig, WireError};

@@ -15,8 +15,12 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
-use std::sync::Arc;
+mod manage;
+
+pub use manage::{ManageError, PauseState};
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::task::JoinSet;
 
@@ -166,16 +170,29 @@ impl Replicator {
             }
         }
         let process_memory = self.routes.iter().find_map(|r| r.process_memory_cap.clone());
-        let mut heartbeat_writers = JoinSet::new();
+        let mut heartbeat_writers = (JoinSet::new(), HashSet::new());
         if let Some(h) = &self.heartbeats {
             for cluster in self.source_clusters() {
-                heartbeat_writers.spawn(heartbeat::run_writer(cluster, h.clone()));
+                heartbeat_writers.1.insert(cluster.name().to_string());
+                heartbeat_writers.0.spawn(heartbeat::run_writer(cluster, h.clone()));
             }
         }
+        let entries = self.routes.iter().map(|c| RouteEntry {
+            config: c.clone(),
+            paused: false,
+            paused_topics: BTreeSet::new(),
+        });
         Ok(Running {
-            routes,
+            table: RwLock::new(RouteTable {
+                handles: routes,
+                entries: entries.collect(),
+            }),
+            admin: tokio::sync::Mutex::new(()),
+            clusters: self.clusters.clone(),
+            observer: self.observer.clone(),
+            heartbeats: self.heartbeats.clone(),
             process_memory,
-            heartbeat_writers,
+            heartbeat_writers: Mutex::new(heartbeat_writers),
         })
     }
 
@@ -211,24 +228,73 @@ impl Replicator {
     }
 }
 
-/// Routes being replicated.
+/// Routes being replicated. Routes can be added, removed, paused and resumed while it runs
+/// (see the `manage` methods); readers take a snapshot under a short read lock.
 pub struct Running {
-    routes: Vec<RouteHandle>,
+    table: RwLock<RouteTable>,
+    /// Serializes route changes: a route being added or removed is never half-visible to
+    /// another change (a name freed by a removal is reusable once its final commit is done).
+    admin: tokio::sync::Mutex<()>,
+    clusters: HashMap<String, Arc<Cluster>>,
+    observer: Option<BatchObserver>,
+    heartbeats: Option<HeartbeatConfig>,
     /// The process-wide `buffer.memory` cap, when set.
     process_memory: Option<crate::replicate::budget::Cap>,
-    /// One heartbeat writer per source cluster (aborted on shutdown).
-    heartbeat_writers: JoinSet<()>,
+    /// One heartbeat writer per source cluster (aborted on shutdown), and those clusters.
+    heartbeat_writers: Mutex<(JoinSet<()>, HashSet<String>)>,
+}
+
+/// The running routes and, index for index, what they were started with.
+#[derive(Default)]
+struct RouteTable {
+    handles: Vec<RouteHandle>,
+    entries: Vec<RouteEntry>,
+}
+
+struct RouteEntry {
+    config: RouteConfig,
+    /// The whole route is paused.
+    paused: bool,
+    /// Topics paused on their own (they stay paused when the route resumes).
+    paused_topics: BTreeSet<String>,
+}
+
+impl RouteTable {
+    fn index(&self, name: &str) -> Option<usize> {
+        self.entries.iter().position(|e| e.config.name == name)
+    }
+}
+
+/// A read-locked view of the running routes. Keep it briefly: route changes (add, remove,
+/// pause, [`Running::stop`]) wait until it is dropped, so holding it across one of those calls
+/// in the same task never returns ([`Running::shutdown`] takes `self`, so the compiler refuses
+/// that one).
+pub struct Routes<'a>(RwLockReadGuard<'a, RouteTable>);
+
+impl std::ops::Deref for Routes<'_> {
+    type Target = [RouteHandle];
+    fn deref(&self) -> &[RouteHandle] {
+        &self.0.handles
+    }
 }
 
 impl Running {
     /// The running routes.
-    pub fn routes(&self) -> &[RouteHandle] {
-        &self.routes
+    pub fn routes(&self) -> Routes<'_> {
+        Routes(self.table())
+    }
+
+    fn table(&self) -> RwLockReadGuard<'_, RouteTable> {
+        self.table.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn table_mut(&self) -> RwLockWriteGuard<'_, RouteTable> {
+        self.table.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Every partition of every route.
     pub fn status(&self) -> Vec<(String, PartitionStatus)> {
-        self.routes
+        self.routes()
             .iter()
             .flat_map(|r| r.status().into_iter().map(move |s| (r.name().to_string(), s)))
             .collect()
@@ -244,7 +310,7 @@ impl Running {
 
     /// Records and bytes forwarded by every route, without building the status.
     pub fn forwarded(&self) -> (u64, u64) {
-        self.routes
+        self.routes()
             .iter()
             .map(RouteHandle::forwarded)
             .fold((0, 0), |(r, b), (r2, b2)| (r + r2, b + b2))
@@ -252,7 +318,7 @@ impl Running {
 
     /// The largest median heartbeat latency (ms) over the routes that have measured one.
     pub fn heartbeat_p50_ms(&self) -> Option<i64> {
-        self.routes
+        self.routes()
             .iter()
             .filter_map(|r| r.heartbeat_latency().map(|l| l.p50_ms))
             .max()
@@ -260,20 +326,31 @@ impl Running {
 
     /// Errors of stopped partitions, on every route.
     pub fn errors(&self) -> Vec<String> {
-        self.routes.iter().flat_map(RouteHandle::errors).collect()
+        self.routes().iter().flat_map(RouteHandle::errors).collect()
     }
 
     /// True when every partition has reached the source high watermark last seen.
     pub fn caught_up(&self) -> bool {
-        self.routes.iter().all(RouteHandle::caught_up)
+        self.routes().iter().all(RouteHandle::caught_up)
     }
 
-    /// Stops every route cleanly: drain in-flight batches, commit final positions.
-    pub async fn shutdown(mut self) -> Result<(), RouteError> {
-        self.heartbeat_writers.abort_all();
-        while self.heartbeat_writers.join_next().await.is_some() {}
+    /// Stops every route cleanly: drain in-flight batches, commit final positions. Waits for
+    /// a route change in progress to finish first.
+    pub async fn shutdown(self) -> Result<(), RouteError> {
+        self.stop().await
+    }
+
+    /// [`Running::shutdown`] for a `Running` that is shared (e.g. in an `Arc` with the
+    /// management API). It waits for the write lock on the routes: a [`Routes`] view held by
+    /// the same task across this call never ends. Routes added afterwards are not stopped.
+    pub async fn stop(&self) -> Result<(), RouteError> {
+        let _admin = self.admin.lock().await;
+        let mut writers = std::mem::take(&mut self.heartbeat_writers.lock().unwrap_or_else(|e| e.into_inner()).0);
+        writers.abort_all();
+        while writers.join_next().await.is_some() {}
+        let table = std::mem::take(&mut *self.table_mut());
         let mut first_error = None;
-        for r in self.routes {
+        for r in table.handles {
             if let Err(e) = r.shutdown().await {
                 first_error.get_or_insert(e);
             }

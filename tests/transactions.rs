@@ -339,7 +339,7 @@ async fn concurrent_transactional_producers_only_committed_records_arrive_in_sou
 /// target offset of the first committed record at or after it (the one a consumer resuming
 /// there must read next), checked against the records the target really holds.
 async fn assert_translation_exact(running: &kferry::Running, dst: &str, topic: &str, logs: &[SourceLog]) {
-    let maps = running.routes()[0].offset_maps();
+    let maps = running.routes()[0].offset_maps().clone();
     for (p, log) in logs.iter().enumerate() {
         let p = p as i32;
         let mut on_target: Vec<(i64, u64)> = Vec::new();

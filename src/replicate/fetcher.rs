@@ -36,26 +36,77 @@ const SHORT_WAIT_MS: i32 = 20;
 const CLOSE_SESSION_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A route's partitions, to which topic sync adds partitions while the route runs: readers
-/// take a cheap snapshot, a writer swaps in a longer list.
+/// take a cheap snapshot, a writer swaps in a longer list. It also remembers what is paused,
+/// so that partitions added later start paused too.
 #[derive(Clone, Default)]
-pub struct LivePartitions(Arc<std::sync::RwLock<Arc<Vec<Arc<PartitionShared>>>>>);
+pub struct LivePartitions(Arc<Live>);
+
+#[derive(Default)]
+struct Live {
+    list: std::sync::RwLock<Arc<Vec<Arc<PartitionShared>>>>,
+    pauses: std::sync::Mutex<Pauses>,
+}
+
+#[derive(Default)]
+struct Pauses {
+    all: bool,
+    topics: std::collections::HashSet<String>,
+}
+
+impl Pauses {
+    fn covers(&self, topic: &str) -> bool {
+        self.all || self.topics.contains(topic)
+    }
+}
 
 impl LivePartitions {
     pub fn new(partitions: Vec<Arc<PartitionShared>>) -> LivePartitions {
-        LivePartitions(Arc::new(std::sync::RwLock::new(Arc::new(partitions))))
+        let live = Live {
+            list: std::sync::RwLock::new(Arc::new(partitions)),
+            pauses: Default::default(),
+        };
+        LivePartitions(Arc::new(live))
     }
 
     /// The partitions now.
     pub fn snapshot(&self) -> Arc<Vec<Arc<PartitionShared>>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0.list.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Adds partitions; fetchers pick them up on their next round.
+    /// Adds partitions; fetchers pick them up on their next round. Partitions of a paused
+    /// topic (or of a paused route) start paused.
     pub fn extend(&self, added: impl IntoIterator<Item = Arc<PartitionShared>>) {
-        let mut list = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let pauses = self.0.pauses.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = self.0.list.write().unwrap_or_else(|e| e.into_inner());
         let mut grown = Vec::clone(&list);
-        grown.extend(added);
+        for p in added {
+            if pauses.covers(&p.source_topic) {
+                p.set_paused(true);
+            }
+            grown.push(p);
+        }
         *list = Arc::new(grown);
+    }
+
+    /// Pauses or resumes the partitions of `topic` (every partition, and any topic paused on
+    /// its own, when `None`); returns how many partitions that touched.
+    pub fn set_paused(&self, topic: Option<&str>, paused: bool) -> usize {
+        let mut pauses = self.0.pauses.lock().unwrap_or_else(|e| e.into_inner());
+        match topic {
+            None => {
+                pauses.all = paused;
+                pauses.topics.clear();
+            }
+            Some(t) if paused => {
+                pauses.topics.insert(t.to_string());
+            }
+            Some(t) => {
+                pauses.topics.remove(t);
+            }
+        }
+        let list = self.snapshot();
+        let chosen = list.iter().filter(|p| topic.map_or(true, |t| p.source_topic == t));
+        chosen.map(|p| p.set_paused(paused)).count()
     }
 }
 
@@ -193,7 +244,7 @@ fn claim_partitions(ctx: &FetchContext, broker: i32) -> (Vec<Arc<PartitionShared
     {
         if p.ready_to_fetch() && p.claim() {
             claimed.push(p.clone());
-        } else if p.error().is_none() {
+        } else if p.error().is_none() && !p.paused() {
             busy_waiting = true;
         }
     }
@@ -321,6 +372,11 @@ async fn handle_partition(
     fetched: FetchedPartition,
     room: &mut Reservation,
 ) -> bool {
+    if part.paused() {
+        // Paused while this fetch was in flight: its data is dropped and the position stays,
+        // so the first fetch after the resume asks for the same records.
+        return false;
+    }
     if let Some(error) = ResponseError::try_from_code(fetched.error_code) {
         if part.read_replica_failed(broker) {
             tracing::info!(route = %ctx.route, partition = %part.label(), broker,

@@ -18,6 +18,7 @@
 
 pub mod budget;
 pub mod counters;
+pub mod cycle;
 pub mod dup_check;
 pub mod fetcher;
 pub mod heartbeat;

@@ -116,6 +116,9 @@ pub struct PartitionShared {
     /// Batches are spread over target partitions by key (a router, not a sink, takes them).
     pub repartition: bool,
     claimed: AtomicBool,
+    /// Paused by the operator: not fetched until resumed (batches already handed to the sink
+    /// are still produced and committed).
+    paused: AtomicBool,
     positions: Mutex<Positions>,
     sender: mpsc::Sender<Chunk>,
     pub counters: PartitionCounters,
@@ -160,6 +163,7 @@ impl PartitionShared {
             max_message_bytes,
             repartition,
             claimed: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
             positions: Mutex::new(positions),
             sender,
             counters: PartitionCounters::default(),
@@ -173,12 +177,26 @@ impl PartitionShared {
         self.positions.lock().expect("partition lock")
     }
 
-    /// True when a fetch may be sent: not stopped, not being fetched, room in the sink queue.
+    /// True when a fetch may be sent: not stopped, not paused, not being fetched, room in the
+    /// sink queue.
     pub fn ready_to_fetch(&self) -> bool {
         !self.claimed.load(Ordering::Acquire)
+            && !self.paused()
             && !self.sender.is_closed()
             && self.sender.capacity() > 0
             && self.error().is_none()
+    }
+
+    /// Pauses or resumes fetching. No new fetch starts while paused, and the fetcher drops
+    /// what a fetch in flight returns for it (the position stays); batches already handed to
+    /// the sink are still produced and committed.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
+    }
+
+    /// True while paused by [`PartitionShared::set_paused`].
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
     }
 
     /// Claims the partition for one fetch; false if another fetcher has it.

@@ -201,6 +201,17 @@ impl RouteHandle {
         })
     }
 
+    /// Pauses or resumes fetching the partitions of `topic` (every partition when `None`);
+    /// returns how many partitions that touched. See [`PartitionShared::set_paused`].
+    pub fn set_paused(&self, topic: Option<&str>, paused: bool) -> usize {
+        self.partitions.set_paused(topic, paused)
+    }
+
+    /// True when some partition of `topic` is replicated by this route.
+    pub fn has_topic(&self, topic: &str) -> bool {
+        self.partitions.snapshot().iter().any(|p| p.source_topic == topic)
+    }
+
     /// Stops fetching, drains in-flight batches, and commits the final positions.
     pub async fn shutdown(mut self) -> Result<(), RouteError> {
         let _ = self.stop.send(true);

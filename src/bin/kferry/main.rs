@@ -1,6 +1,7 @@
 //! The `kferry` command: a thin layer of argument parsing over the library.
 
 mod alloc;
+mod api;
 mod bench;
 mod demo;
 mod local;

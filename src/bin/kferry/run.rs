@@ -1,45 +1,78 @@
 //! `kferry run` and `kferry check-config`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kferry::config::Config;
 use kferry::wire::Cluster;
 use kferry::{Replicator, Running};
 
+use crate::api::{self, state::ApiState, Api};
 use crate::CliError;
 
 /// Replicates until SIGTERM or SIGINT, then drains and commits.
-/// `metrics_address` overrides the config file's `"metrics.address"`.
+/// `metrics_address` overrides the config file's `"metrics.address"`. Route changes made
+/// through the management API (its state file) apply on top of the config file.
 pub async fn run(path: &Path, metrics_address: Option<String>) -> Result<(), CliError> {
     let config = Config::load(path).map_err(CliError::usage)?;
-    let replicator = Replicator::from_config(&config).map_err(CliError::usage)?;
-    let metrics = match metrics_address.or(config.metrics_address) {
+    let state_path = api::state::state_path(path, &config);
+    let state = ApiState::load(&state_path).map_err(CliError::usage)?;
+    let effective = state.apply(&config).map_err(|e| {
+        CliError::usage(format!(
+            "config file {} with the API's route changes in {}: {e}",
+            path.display(),
+            state_path.display()
+        ))
+    })?;
+    if !state.is_empty() {
+        tracing::info!(file = %state_path.display(), "applying route changes made through the management API");
+    }
+    let replicator = Replicator::from_config(&effective).map_err(CliError::usage)?;
+    let metrics = match metrics_address.or(config.metrics_address.clone()) {
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(&addr)
-                .await
-                .map_err(|e| CliError::usage(format!("metrics.address '{addr}': {e}")))?;
-            let local = listener.local_addr().map_err(CliError::failed)?;
-            tracing::info!(address = %local, "serving Prometheus metrics on http://{local}/metrics");
+            let listener = bind(&addr, "metrics.address").await?;
+            // Installed before the routes start, so that they register their metrics.
             Some((listener, kferry::metrics::install().map_err(CliError::failed)?))
         }
         None => None,
     };
-    let running = replicator.start().await.map_err(CliError::failed)?;
+    let api_listener = match &config.api_address {
+        Some(addr) => Some(bind(addr, "api.address").await?),
+        None => None,
+    };
+    let running = Arc::new(replicator.start().await.map_err(CliError::failed)?);
+    state.apply_pauses(&running);
     let started = Instant::now();
-    match metrics {
-        Some((listener, handle)) => {
-            tokio::select! {
-                _ = wait_for_signal(&running) => {}
-                _ = crate::metrics::serve(listener, &running, &handle) => {}
+    let serve_metrics = async {
+        match metrics {
+            Some((listener, handle)) => {
+                tracing::info!("serving Prometheus metrics on http://{}/metrics", local(&listener));
+                crate::metrics::serve(listener, &running, &handle).await
             }
+            None => std::future::pending().await,
         }
-        None => wait_for_signal(&running).await,
+    };
+    let serve_api = async {
+        match api_listener {
+            Some(listener) => {
+                tracing::info!("serving the management API on http://{}/routes", local(&listener));
+                let token = api::token(&config);
+                let api = Api::new(running.clone(), config.clone(), state, state_path, token);
+                api::serve(listener, Arc::new(api)).await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = wait_for_signal(&running) => {}
+        _ = serve_metrics => {}
+        _ = serve_api => {}
     }
     tracing::info!("stopping: draining in-flight batches and committing progress");
     let (records, bytes) = running.forwarded();
     let errors = running.errors();
-    running.shutdown().await.map_err(CliError::failed)?;
+    running.stop().await.map_err(CliError::failed)?;
     let secs = started.elapsed().as_secs_f64().max(1e-3);
     tracing::info!(
         records,
@@ -54,6 +87,16 @@ pub async fn run(path: &Path, metrics_address: Option<String>) -> Result<(), Cli
             errors.len()
         ))),
     }
+}
+
+async fn bind(addr: &str, key: &str) -> Result<tokio::net::TcpListener, CliError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| CliError::usage(format!("{key} '{addr}': {e}")))
+}
+
+fn local(listener: &tokio::net::TcpListener) -> String {
+    listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string())
 }
 
 async fn wait_for_signal(running: &Running) {
