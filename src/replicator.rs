@@ -136,6 +136,19 @@ impl Replicator {
             .build()
     }
 
+    /// Starts route `route` (or only its `topic`) paused: nothing of it is fetched until it is
+    /// resumed on the [`Running`] replicator. False when there is no such route.
+    pub fn pause_at_start(&mut self, route: &str, topic: Option<&str>) -> bool {
+        let Some(r) = self.routes.iter_mut().find(|r| r.name == route) else {
+            return false;
+        };
+        match topic {
+            None => r.start_paused = true,
+            Some(t) => r.start_paused_topics.push(t.to_string()),
+        }
+        true
+    }
+
     /// The clusters, by name.
     pub fn cluster(&self, name: &str) -> Option<&Arc<Cluster>> {
         self.clusters.get(name)

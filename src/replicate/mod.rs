@@ -102,6 +102,11 @@ pub struct RouteConfig {
     /// `byte.rate.limit`: bytes per second the route may fetch from the source; `None`:
     /// unlimited.
     pub byte_rate_limit: Option<u64>,
+    /// Start with the whole route paused (no fetch until resumed; the management API's
+    /// saved state uses it so that nothing is fetched between start and pause).
+    pub start_paused: bool,
+    /// Start with these source topics paused.
+    pub start_paused_topics: Vec<String>,
     /// The process-wide cap that this route shares with every other route, if any (the
     /// top-level `buffer.memory`; [`crate::Replicator`] sets it).
     pub process_memory_cap: Option<budget::Cap>,
@@ -198,6 +203,8 @@ impl RouteConfig {
             fetch_max_wait_ms: 500,
             buffer_memory: 256 * 1024 * 1024,
             byte_rate_limit: None,
+            start_paused: false,
+            start_paused_topics: Vec::new(),
             process_memory_cap: None,
             max_in_flight: 5,
             retry_backoff: Duration::from_millis(100),

@@ -441,6 +441,12 @@ pub async fn start_route(
     );
     let memory = Cap::new(cfg.buffer_memory);
     let live = LivePartitions::new(partitions.clone());
+    if cfg.start_paused {
+        live.set_paused(None, true);
+    }
+    for topic in &cfg.start_paused_topics {
+        live.set_paused(Some(topic), true);
+    }
     let fetch_ctx = Arc::new(FetchContext {
         route: Arc::from(route.as_str()),
         source: source.clone(),

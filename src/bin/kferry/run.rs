@@ -28,7 +28,8 @@ pub async fn run(path: &Path, metrics_address: Option<String>) -> Result<(), Cli
     if !state.is_empty() {
         tracing::info!(file = %state_path.display(), "applying route changes made through the management API");
     }
-    let replicator = Replicator::from_config(&effective).map_err(CliError::usage)?;
+    let mut replicator = Replicator::from_config(&effective).map_err(CliError::usage)?;
+    state.pause_at_start(&mut replicator);
     let metrics = match metrics_address.or(config.metrics_address.clone()) {
         Some(addr) => {
             let listener = bind(&addr, "metrics.address").await?;

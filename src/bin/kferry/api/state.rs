@@ -97,6 +97,19 @@ impl ApiState {
         Ok(merged)
     }
 
+    /// Starts paused what the state says is paused, so that nothing of it is fetched before
+    /// [`ApiState::apply_pauses`] records the pauses on the running replicator.
+    pub fn pause_at_start(&self, replicator: &mut kferry::Replicator) {
+        for (route, paused) in &self.paused {
+            if paused.route {
+                replicator.pause_at_start(route, None);
+            }
+            for topic in &paused.topics {
+                replicator.pause_at_start(route, Some(topic));
+            }
+        }
+    }
+
     /// Pauses what the state says is paused; names no longer running are logged and skipped.
     pub fn apply_pauses(&self, running: &Running) {
         for (route, paused) in &self.paused {
