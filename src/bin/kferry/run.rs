@@ -16,6 +16,8 @@ use crate::CliError;
 /// through the management API (its state file) apply on top of the config file.
 pub async fn run(path: &Path, metrics_address: Option<String>) -> Result<(), CliError> {
     let config = Config::load(path).map_err(CliError::usage)?;
+    // Registered before anything starts: a SIGTERM during start-up must drain, not kill.
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let state_path = api::state::state_path(path, &config);
     let state = ApiState::load(&state_path).map_err(CliError::usage)?;
     let effective = state.apply(&config).map_err(|e| {
@@ -66,7 +68,7 @@ pub async fn run(path: &Path, metrics_address: Option<String>) -> Result<(), Cli
         }
     };
     tokio::select! {
-        _ = wait_for_signal(&running) => {}
+        _ = wait_for_signal(&running, term) => {}
         _ = serve_metrics => {}
         _ = serve_api => {}
     }
@@ -100,8 +102,7 @@ fn local(listener: &tokio::net::TcpListener) -> String {
     listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string())
 }
 
-async fn wait_for_signal(running: &Running) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+async fn wait_for_signal(running: &Running, mut term: Option<tokio::signal::unix::Signal>) {
     let mut report = tokio::time::interval(Duration::from_secs(10));
     report.tick().await;
     let mut last = running.forwarded();
