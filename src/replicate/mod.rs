@@ -32,6 +32,7 @@ pub mod reconcile;
 pub mod rename;
 pub mod route;
 pub mod route_grow;
+pub mod route_setup;
 pub mod router;
 pub mod routing;
 pub mod sink;

@@ -30,8 +30,8 @@ use regex::Regex;
 use tokio::sync::watch;
 
 use super::rename::TopicRename;
-use super::route::topic_layouts;
 use super::route_grow::RouteGrowth;
+use super::route_setup::topic_layouts;
 use super::{RouteConfig, TopicFilter};
 use crate::wire::admin::TopicConfigEntry;
 use crate::wire::{Cluster, NewTopic, WireError};
