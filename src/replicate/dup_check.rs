@@ -167,18 +167,7 @@ async fn read(
     partition: i32,
     offset: i64,
 ) -> Result<Option<(Vec<RecordBatch>, i64, i64)>, WireError> {
-    let meta = target.metadata();
-    let leader = meta.leader(topic, partition).ok_or_else(|| WireError::UnknownTopic {
-        cluster: target.name().to_string(),
-        topic: format!("{topic}-{partition} (no leader)"),
-    })?;
-    let request = PartitionFetch {
-        topic: topic.to_string(),
-        topic_id: meta.topics.get(topic).map(|t| t.id).unwrap_or_default(),
-        partition,
-        fetch_offset: offset,
-        partition_max_bytes: READ_BYTES,
-    };
+    let (leader, request) = PartitionFetch::at_leader(target, topic, partition, offset, READ_BYTES)?;
     let params = FetchParams {
         max_wait_ms: MAX_WAIT_MS,
         min_bytes: 1,

@@ -222,36 +222,13 @@ impl Cluster {
         topics: &[String],
         name: &str,
     ) -> Result<HashMap<String, Result<Option<String>, WireError>>, WireError> {
-        let conn = self.any_broker().await?;
-        let version = conn.version_for::<DescribeConfigsRequest>(4)?;
-        let request = DescribeConfigsRequest::default().with_resources(
-            topics
-                .iter()
-                .map(|topic| {
-                    DescribeConfigsResource::default()
-                        .with_resource_type(2)
-                        .with_resource_name(StrBytes::from_string(topic.clone()))
-                        .with_configuration_keys(None)
-                })
-                .collect(),
-        );
-        let response = conn.call(&request, version).await?;
-        let mut out = HashMap::with_capacity(topics.len());
-        for result in &response.results {
-            let topic = result.resource_name.as_str();
-            let value = check_code(self.name(), result.error_code, || {
-                format!("DescribeConfigs topic '{topic}'")
-            })
-            .map(|()| {
-                result
-                    .configs
-                    .iter()
-                    .find(|c| c.name.as_str() == name)
-                    .and_then(|c| c.value.as_ref().map(|v| v.as_str().to_string()))
-            });
-            out.insert(topic.to_string(), value);
-        }
-        Ok(out)
+        let all = self.describe_topic_configs(topics).await?;
+        let value_of =
+            |entries: Vec<TopicConfigEntry>| entries.into_iter().find(|c| c.name == name).and_then(|c| c.value);
+        Ok(all
+            .into_iter()
+            .map(|(topic, entries)| (topic, entries.map(value_of)))
+            .collect())
     }
 
     /// Gets an idempotent producer id and epoch (no transactional id).

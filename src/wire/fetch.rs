@@ -56,6 +56,34 @@ pub struct PartitionFetch {
     pub partition_max_bytes: i32,
 }
 
+impl PartitionFetch {
+    /// A read of `topic`-`partition` at `offset` (at most `max_bytes`), and the broker to send
+    /// it to, from `cluster`'s cached metadata.
+    pub fn at_leader(
+        cluster: &super::Cluster,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: i32,
+    ) -> Result<(i32, PartitionFetch), super::WireError> {
+        let meta = cluster.metadata();
+        let leader = meta
+            .leader(topic, partition)
+            .ok_or_else(|| super::WireError::UnknownTopic {
+                cluster: cluster.name().to_string(),
+                topic: format!("{topic}-{partition} (no leader)"),
+            })?;
+        let request = PartitionFetch {
+            topic: topic.to_string(),
+            topic_id: meta.topics.get(topic).map(|t| t.id).unwrap_or_default(),
+            partition,
+            fetch_offset: offset,
+            partition_max_bytes: max_bytes,
+        };
+        Ok((leader, request))
+    }
+}
+
 /// What a fetcher knows of a partition's leader epochs; -1 is unknown (not sent).
 ///
 /// `current_leader_epoch` (v9+, KIP-320) lets the broker fence a fetcher with stale metadata

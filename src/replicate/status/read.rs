@@ -141,18 +141,7 @@ async fn read_partition(
 /// partitions ahead of it may have left it without a batch header.
 async fn fetch_at(reads: &Reads, topic: &str, partition: i32, offset: i64) -> Result<FetchedPartition, WireError> {
     let cluster = reads.cluster();
-    let meta = cluster.metadata();
-    let leader = meta.leader(topic, partition).ok_or_else(|| WireError::UnknownTopic {
-        cluster: cluster.name().to_string(),
-        topic: format!("{topic}-{partition} (no leader)"),
-    })?;
-    let request = PartitionFetch {
-        topic: topic.to_string(),
-        topic_id: meta.topics.get(topic).map(|t| t.id).unwrap_or_default(),
-        partition,
-        fetch_offset: offset,
-        partition_max_bytes: SAMPLE_BYTES,
-    };
+    let (leader, request) = PartitionFetch::at_leader(cluster, topic, partition, offset, SAMPLE_BYTES)?;
     let mut answer = reads.read(leader, request.clone(), false).await?;
     let sampled = |a: &reads::Answer| {
         a.fetched
