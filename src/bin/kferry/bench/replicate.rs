@@ -40,6 +40,7 @@ pub async fn run(args: ReplicateArgs) -> Result<(), CliError> {
     route.fetch_max_wait_ms = args.fetch_max_wait_ms;
     route.group_id = args.group.clone();
     route.buffer_memory = kferry::config::parse_bytes(&args.buffer_memory).map_err(CliError::usage)?;
+    let route_cap = route.buffer_memory;
     let replicator = Replicator::builder()
         .cluster(ClusterConfig::new("source", split(&args.source)))
         .cluster(ClusterConfig::new("target", split(&args.target)))
@@ -53,6 +54,10 @@ pub async fn run(args: ReplicateArgs) -> Result<(), CliError> {
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(CliError::failed)?;
     let mut caught_up_since: Option<Instant> = None;
     let mut polls = 0u64;
+    let mut watchdog = StallWatchdog {
+        cap: route_cap,
+        last: None,
+    };
     loop {
         // Polling must not cost what it measures: errors (a lock per partition) once a
         // second, the cheap totals every 50 ms.
@@ -61,6 +66,9 @@ pub async fn run(args: ReplicateArgs) -> Result<(), CliError> {
             if let Some(e) = running.errors().first() {
                 return Err(CliError::failed(e));
             }
+        }
+        if polls % 20 == 0 {
+            watchdog.poll(&running);
         }
         if let Some(want) = args.records {
             let caught_up = running.caught_up();
@@ -104,4 +112,66 @@ pub async fn run(args: ReplicateArgs) -> Result<(), CliError> {
         std::fs::write(path, format!("{line}\n")).map_err(CliError::failed)?;
     }
     Ok(())
+}
+
+/// Seconds without a forwarded record (while not caught up) before the state is dumped.
+const STALL_DUMP_AFTER: Duration = Duration::from_secs(10);
+
+/// Dumps the route's state to stderr when replication makes no progress for
+/// [`STALL_DUMP_AFTER`] (then again every time that much passes): memory held against the
+/// cap, how many partitions are behind, and the first few of them.
+struct StallWatchdog {
+    /// The route's `buffer.memory`.
+    cap: u64,
+    last: Option<(u64, Instant)>,
+}
+
+impl StallWatchdog {
+    fn poll(&mut self, running: &kferry::Running) {
+        let now = Instant::now();
+        let records = running.forwarded().0;
+        match self.last {
+            Some((seen, since)) if seen == records && !running.caught_up() => {
+                if since.elapsed() >= STALL_DUMP_AFTER {
+                    dump_state(running, records, since.elapsed(), self.cap);
+                    self.last = Some((records, now));
+                }
+            }
+            _ => self.last = Some((records, now)),
+        }
+    }
+}
+
+fn dump_state(running: &kferry::Running, records: u64, stalled: Duration, cap: u64) {
+    for route in running.routes() {
+        let status = route.status();
+        let behind: Vec<_> = status
+            .iter()
+            .filter(|s| s.error.is_none() && s.acked.source_next < s.high_watermark)
+            .collect();
+        let unfetched = status.iter().filter(|s| s.high_watermark < 0).count();
+        let errors = status.iter().filter(|s| s.error.is_some()).count();
+        eprintln!(
+            "kferry bench replicate: no progress for {:.0} s at {records} records; route '{}': \
+             buffered {} of {} bytes, {} partitions behind, {unfetched} never fetched, {errors} failed",
+            stalled.as_secs_f64(),
+            route.name(),
+            route.buffered_bytes(),
+            cap,
+            behind.len(),
+        );
+        for s in behind.iter().take(8) {
+            eprintln!(
+                "  {}-{}: acked {} hwm {} records_out {} batches_out {} retries {} resets {}",
+                s.source_topic,
+                s.partition,
+                s.acked.source_next,
+                s.high_watermark,
+                s.records_out,
+                s.batches_out,
+                s.produce_retries,
+                s.producer_resets
+            );
+        }
+    }
 }
