@@ -143,7 +143,7 @@ impl StallWatchdog {
 }
 
 fn dump_state(running: &kferry::Running, records: u64, stalled: Duration, cap: u64) {
-    for route in running.routes() {
+    for route in running.routes().iter() {
         let status = route.status();
         let behind: Vec<_> = status
             .iter()
