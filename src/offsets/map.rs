@@ -215,7 +215,7 @@ impl PartitionMap {
                 continue;
             }
             self.push(start, count, target);
-            target += count;
+            target = target.saturating_add(count);
         }
         self.advance(source_next, Some(target));
     }
@@ -243,20 +243,20 @@ impl PartitionMap {
         let gap_known = self.tail_known && self.covered_target == Some(target);
         match self.segments.back_mut() {
             Some(last) if gap_known && last.source_end == start && last.target_end() == target => {
-                last.source_end = start + count;
+                last.source_end = start.saturating_add(count);
             }
             _ => {
                 self.segments.push_back(Segment {
                     source_start: start,
-                    source_end: start + count,
+                    source_end: start.saturating_add(count),
                     target_start: target,
                     gap_known,
                 });
                 self.trim();
             }
         }
-        self.covered_source = start + count;
-        self.covered_target = Some(target + count);
+        self.covered_source = start.saturating_add(count);
+        self.covered_target = Some(target.saturating_add(count));
         self.tail_known = true;
     }
 

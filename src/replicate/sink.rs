@@ -150,7 +150,7 @@ fn record_offsets(map: &SharedMap, out: &Outgoing, base_offset: i64, count: i32)
     let mut map = lock(map);
     match &fwd.source_runs {
         Some(runs) => map.record(runs, target_base, out.source_next),
-        None if fwd.source_last - fwd.source_base + 1 == i64::from(count) => {
+        None if fwd.source_last.checked_sub(fwd.source_base) == Some(i64::from(count) - 1) => {
             map.record(&[(fwd.source_base, i64::from(count))], target_base, out.source_next)
         }
         None => map.forget_until(out.source_next),

@@ -188,7 +188,7 @@ fn forwards(out: Reencoded, offset: i64) -> Result<Vec<Forward>, PrepareError> {
             continue;
         };
         next_record += count;
-        let contiguous = source_last - source_base + 1 == count as i64;
+        let contiguous = source_last.checked_sub(source_base) == Some(count as i64 - 1);
         result.push(Forward {
             batch,
             source_base,
