@@ -127,6 +127,10 @@ pub struct PartitionMap {
     /// [`PartitionMap::with_nothing_before`]).
     #[serde(default)]
     nothing_before_origin: bool,
+    /// The target's next offset at `origin`, when known: a lower bound for every source offset
+    /// from the origin on.
+    #[serde(default)]
+    origin_target: Option<i64>,
     #[serde(skip, default = "default_max")]
     max_segments: usize,
 }
@@ -146,6 +150,7 @@ impl PartitionMap {
             covered_target: target,
             tail_known: true,
             nothing_before_origin: false,
+            origin_target: target,
             max_segments: DEFAULT_MAX_SEGMENTS,
         }
     }
@@ -272,9 +277,11 @@ impl PartitionMap {
             if let Some(dropped) = self.segments.pop_front() {
                 self.nothing_before_origin = false;
                 self.origin = dropped.source_end;
+                self.origin_target = Some(dropped.target_end());
                 if let Some(next) = self.segments.front_mut() {
                     if !next.gap_known {
                         self.origin = next.source_start;
+                        self.origin_target = Some(next.target_start);
                     }
                 }
             }
@@ -350,11 +357,13 @@ impl PartitionMap {
         }
         // In the gap before `seg`.
         if i == 0 {
-            return match source >= self.origin && seg.gap_known {
-                true => Translation::Exact {
+            return match (source >= self.origin, seg.gap_known, self.origin_target) {
+                (true, true, _) => Translation::Exact {
                     target: seg.target_start,
                 },
-                false => Translation::BeforeMap {
+                // Replicated at unknown offsets after the map's origin: no earlier than there.
+                (true, false, Some(target)) => Translation::AtLeastOnce { target },
+                _ => Translation::BeforeMap {
                     first_source: self.origin,
                     target: seg.target_start,
                     nothing_before: self.nothing_before_origin && source < self.origin && seg.gap_known,
@@ -389,7 +398,10 @@ impl PartitionMap {
                 nothing_before: self.nothing_before_origin,
             },
             (None, Some(target)) => Translation::Exact { target },
-            (None, None) => Translation::Unknown,
+            (None, None) => match self.origin_target {
+                Some(target) if source >= self.origin => Translation::AtLeastOnce { target },
+                _ => Translation::Unknown,
+            },
         }
     }
 }
@@ -486,6 +498,19 @@ mod tests {
         let empty = PartitionMap::starting_at(100, Some(7));
         assert_eq!(empty.translate(100), exact(7));
         assert_eq!(empty.translate(101), Translation::HeldBack { replicated_to: 100 });
+    }
+
+    #[test]
+    fn resumed_past_the_map_offsets_in_between_are_at_least_once_from_the_origin() {
+        // Killed before the first map write: the persisted map is empty at 0, and restart
+        // reconciliation found the target already holding 5250 records.
+        let mut m = PartitionMap::starting_at(0, Some(0));
+        m.resume(5250, Some(5250));
+        assert_eq!(m.translate(100), Translation::AtLeastOnce { target: 0 });
+        m.record(&[(5250, 10)], Some(5250), 5260);
+        assert_eq!(m.translate(0), Translation::AtLeastOnce { target: 0 });
+        assert_eq!(m.translate(5000), Translation::AtLeastOnce { target: 0 });
+        assert_eq!(m.translate(5255), exact(5255));
     }
 
     #[test]
