@@ -218,7 +218,10 @@ mod tests {
                     [clusters.b]\n\"bootstrap.servers\" = \"h:2\"\n";
         let dir = std::env::temp_dir().join(format!("kferry-api-routes-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("kferry.toml");
+        // A file per call: tests run in parallel.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("kferry-{n}.toml"));
         std::fs::write(&path, text).unwrap();
         Config::load(&path).unwrap()
     }

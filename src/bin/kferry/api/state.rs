@@ -176,7 +176,10 @@ mod tests {
         );
         let dir = std::env::temp_dir().join(format!("kferry-api-state-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{}.toml", text.len()));
+        // A file per call: tests run in parallel and their texts may have the same length.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("{n}.toml"));
         std::fs::write(&path, text).unwrap();
         Config::load(&path).unwrap()
     }
