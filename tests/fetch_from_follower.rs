@@ -22,7 +22,7 @@ use common::Broker;
 use kafka_protocol::error::ResponseError;
 use kferry::batch::decode_batch;
 use kferry::{ClusterConfig, RouteConfig, Running};
-use kferry_protocol_tests::craft::{record, CraftedBatch};
+use kferry_protocol_tests::craft::CraftedBatch;
 use kferry_protocol_tests::fake::{FakeBroker, FakeOptions, FOLLOWER_ID};
 use support::BatchAudit;
 
@@ -57,18 +57,8 @@ impl Source {
             let log = self.logs.entry(p).or_default();
             let base = log.len() as i64;
             let values: Vec<String> = (0..n).map(|i| format!("p{p}-{}", base + i as i64)).collect();
-            let ts = support::now_ms();
-            let mut batch = CraftedBatch::valid(&[b"placeholder"]);
-            batch.base_offset = base;
-            batch.last_offset_delta = n as i32 - 1;
-            batch.record_count = n as i32;
-            batch.base_timestamp = ts;
-            batch.max_timestamp = ts;
-            batch.records = values
-                .iter()
-                .enumerate()
-                .flat_map(|(i, v)| record(i as i32, 0, Some(v.as_bytes()), Some(v.as_bytes()), &[]))
-                .collect();
+            let records: Vec<(&[u8], &[u8])> = values.iter().map(|v| (v.as_bytes(), v.as_bytes())).collect();
+            let batch = CraftedBatch::keyed(base, support::now_ms(), &records);
             self.fake.append(TOPIC, p, &batch.encode());
             log.extend(values);
         }

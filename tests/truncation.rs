@@ -19,27 +19,17 @@ use std::time::{Duration, Instant};
 use common::{kclient, Broker};
 use kferry::replicate::DataLossPolicy;
 use kferry::{ClusterConfig, PartitionStatus, RouteConfig, Running};
-use kferry_protocol_tests::craft::{record, CraftedBatch};
+use kferry_protocol_tests::craft::CraftedBatch;
 use kferry_protocol_tests::fake::FakeBroker;
 
 const GROUP: &str = "kferry-trunc";
 
 /// A v2 batch of `n` records at `base`, keyed `k{offset}`, written in leader epoch `epoch`.
 fn batch(base: i64, n: i32, epoch: i32) -> Vec<u8> {
-    let ts = support::now_ms();
     let keys: Vec<String> = (0..n).map(|i| format!("k{}", base + i64::from(i))).collect();
-    let mut b = CraftedBatch::valid(&[b"placeholder"]);
-    b.records = keys
-        .iter()
-        .enumerate()
-        .flat_map(|(i, k)| record(i as i32, 0, Some(k.as_bytes()), Some(b"value"), &[]))
-        .collect();
-    b.base_offset = base;
+    let records: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (k.as_bytes(), &b"value"[..])).collect();
+    let mut b = CraftedBatch::keyed(base, support::now_ms(), &records);
     b.partition_leader_epoch = epoch;
-    b.last_offset_delta = n - 1;
-    b.record_count = n;
-    b.base_timestamp = ts;
-    b.max_timestamp = ts;
     b.encode()
 }
 

@@ -70,6 +70,23 @@ impl CraftedBatch {
         }
     }
 
+    /// A valid batch at `base_offset` of one record per `(key, value)`, offset deltas 0..,
+    /// every record at `timestamp`.
+    pub fn keyed(base_offset: i64, timestamp: i64, records: &[(&[u8], &[u8])]) -> Self {
+        let mut batch = CraftedBatch::valid(&[]);
+        batch.records = records
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (k, v))| record(i as i32, 0, Some(k), Some(v), &[]))
+            .collect();
+        batch.base_offset = base_offset;
+        batch.last_offset_delta = records.len() as i32 - 1;
+        batch.record_count = records.len() as i32;
+        batch.base_timestamp = timestamp;
+        batch.max_timestamp = timestamp;
+        batch
+    }
+
     /// The batch bytes.
     pub fn encode(&self) -> Vec<u8> {
         let len = HEADER_LEN + self.records.len();
