@@ -28,6 +28,19 @@ use kafka_protocol::protocol::StrBytes;
 use super::cluster::{Cluster, Purpose};
 use super::error::{check_code, WireError};
 
+/// [`check_code`] with the broker's error message, when it sent one, after the context.
+fn check_code_with_message(
+    cluster: &str,
+    code: i16,
+    message: Option<&StrBytes>,
+    context: impl FnOnce() -> String,
+) -> Result<(), WireError> {
+    check_code(cluster, code, || match message {
+        Some(m) => format!("{}: {}", context(), m.as_str()),
+        None => context(),
+    })
+}
+
 /// ListOffsets timestamp asking for the log end (high watermark, or LSO when read_committed).
 pub const LATEST: i64 = -1;
 /// ListOffsets timestamp asking for the log start offset.
@@ -125,13 +138,8 @@ impl Cluster {
             if t.error_code == ResponseError::TopicAlreadyExists.code() {
                 continue;
             }
-            let detail = t
-                .error_message
-                .as_ref()
-                .map(|m| format!(": {}", m.as_str()))
-                .unwrap_or_default();
-            check_code(self.name(), t.error_code, || {
-                format!("CreateTopics '{}'{detail}", t.name.0.as_str())
+            check_code_with_message(self.name(), t.error_code, t.error_message.as_ref(), || {
+                format!("CreateTopics '{}'", t.name.0.as_str())
             })?;
         }
         Ok(())
@@ -543,13 +551,8 @@ impl Cluster {
         let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
         let response = conn.call(&request, version).await?;
         for r in &response.responses {
-            let detail = r
-                .error_message
-                .as_ref()
-                .map(|m| format!(": {}", m.as_str()))
-                .unwrap_or_default();
-            check_code(self.name(), r.error_code, || {
-                format!("IncrementalAlterConfigs topic '{topic}'{detail}")
+            check_code_with_message(self.name(), r.error_code, r.error_message.as_ref(), || {
+                format!("IncrementalAlterConfigs topic '{topic}'")
             })?;
         }
         Ok(())
@@ -577,13 +580,8 @@ impl Cluster {
         );
         let response = conn.call(&request, version).await?;
         for r in &response.results {
-            let detail = r
-                .error_message
-                .as_ref()
-                .map(|m| format!(": {}", m.as_str()))
-                .unwrap_or_default();
-            check_code(self.name(), r.error_code, || {
-                format!("CreatePartitions '{}'{detail}", r.name.0.as_str())
+            check_code_with_message(self.name(), r.error_code, r.error_message.as_ref(), || {
+                format!("CreatePartitions '{}'", r.name.0.as_str())
             })?;
         }
         Ok(())
