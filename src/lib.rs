@@ -23,6 +23,13 @@ pub mod replicate;
 pub mod replicator;
 pub mod wire;
 
+/// Milliseconds since the Unix epoch (what Kafka timestamps count).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 pub use replicate::{ForwardedBatch, PartitionStatus, RouteConfig, RouteError, StartPosition};
 pub use replicator::{ManageError, PauseState, Replicator, ReplicatorBuilder, Routes, Running};
 pub use wire::{ClusterConfig, WireError};

@@ -109,7 +109,7 @@ pub async fn probe(
             r = fetch(&conn, params, &positions) => r.map_err(err)?,
             _ = stop.changed() => break,
         };
-        let seen_ms = crate::bench::now_ms();
+        let seen_ms = crate::now_ms();
         let mut latencies = Vec::new();
         for part in fetched {
             let Some(pos) = positions.iter_mut().find(|p| p.partition == part.partition) else {

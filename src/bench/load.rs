@@ -157,7 +157,7 @@ impl BrokerLoad {
             if take == 0 {
                 break;
             }
-            let now_ms = crate::bench::now_ms();
+            let now_ms = crate::now_ms();
             let mut batches = Vec::with_capacity(take as usize);
             let mut acked = (0u64, 0u64, 0u64);
             for _ in 0..take {

@@ -17,9 +17,4 @@ pub use topic::high_watermarks;
 pub use usage::{RunReport, Usage};
 pub use workload::{RecordShape, Template, Workload};
 
-/// Milliseconds since the Unix epoch (what Kafka timestamps count).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use crate::now_ms;

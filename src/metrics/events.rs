@@ -7,7 +7,7 @@
 //! per batch. Errors are rare, so [`error`] builds its labels on each call.
 
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use metrics::{counter, histogram, Histogram};
 
@@ -106,10 +106,7 @@ pub fn batch_acked(slot: &LatencySlot, route: &str, batch: &RecordBatch) {
     if batch.attributes().has_log_append_time() || batch.max_timestamp() < 0 {
         return;
     }
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let latency_ms = (now_ms - batch.max_timestamp()).max(0);
+    let latency_ms = (crate::now_ms() - batch.max_timestamp()).max(0);
     slot.0
         .get_or_init(|| histogram!(REPLICATION_LATENCY, "route" => route.to_string()))
         .record(latency_ms as f64 / 1000.0);
@@ -170,16 +167,13 @@ impl std::fmt::Debug for RequestLatency {
 mod tests {
     use super::*;
     use crate::batch::{Attributes, BatchBuilder};
+    use crate::now_ms;
 
     /// Runs `f` against a recorder of its own and renders what it recorded.
     fn recorded(f: impl FnOnce()) -> String {
         let recorder = crate::metrics::builder().build_recorder();
         metrics::with_local_recorder(&recorder, f);
         recorder.handle().render()
-    }
-
-    fn now_ms() -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
     }
 
     #[test]

@@ -258,7 +258,7 @@ impl MapTopic {
         let conn = self.target.broker(leader, Purpose::Produce).await?;
         let version = conn.version_for::<ProduceRequest>(PRODUCE_MAX_VERSION)?;
         let timeout_ms = self.target.config().request_timeout.as_millis().clamp(1, 30_000) as i32;
-        for batch in encode_batches(&records, now_ms(), max_batch_bytes) {
+        for batch in encode_batches(&records, crate::now_ms(), max_batch_bytes) {
             let frame = ProduceRequestFrame {
                 transactional_id: None,
                 acks: -1,
@@ -292,12 +292,6 @@ impl MapTopic {
         }
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Writes a route's maps that changed since the last successful write.

@@ -158,7 +158,7 @@ pub fn observer(
 ) -> BatchObserver {
     Arc::new(move |b: &ForwardedBatch<'_>| {
         if b.source_topic == topic {
-            if let Some(ms) = latency_of(b.header, b.payload, &alias, crate::bench::now_ms()) {
+            if let Some(ms) = latency_of(b.header, b.payload, &alias, crate::now_ms()) {
                 tracker.record(ms);
             }
         }
@@ -284,7 +284,7 @@ async fn write_one(cluster: &Cluster, config: &HeartbeatConfig) -> Result<(), St
         .leader(topic, 0)
         .ok_or_else(|| format!("cluster '{}': no leader for {topic}-0", cluster.name()))?;
     let sender = cluster.producer(leader).await.map_err(|e| e.to_string())?;
-    let batch = heartbeat_batch(cluster.name(), crate::bench::now_ms());
+    let batch = heartbeat_batch(cluster.name(), crate::now_ms());
     let (reply, answer) = oneshot::channel();
     let timeout = cluster.config().request_timeout;
     sender
@@ -364,7 +364,7 @@ mod tests {
             counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         });
         let obs = observer(Some(inner), "heartbeats".into(), "a".into(), tracker.clone());
-        let batch = heartbeat_batch("a", crate::bench::now_ms() - 5_000);
+        let batch = heartbeat_batch("a", crate::now_ms() - 5_000);
         let payload = batch.payload();
         for topic in ["orders", "heartbeats"] {
             obs(&ForwardedBatch {

@@ -129,9 +129,7 @@ impl RouteHandle {
 
     /// Per-partition positions, counters and errors.
     pub fn status(&self) -> Vec<PartitionStatus> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = crate::now_ms();
         self.partitions
             .snapshot()
             .iter()
