@@ -155,6 +155,21 @@ impl PartitionMap {
         }
     }
 
+    /// The map a partition's sink starts with when replication resumes at `source_next`
+    /// (target next offset `target_next`): the `persisted` one reconciled with that position
+    /// ([`PartitionMap::resume`]), or a new one, which knows nothing was replicated before it
+    /// when the target partition is empty.
+    pub fn for_start(persisted: Option<PartitionMap>, source_next: i64, target_next: Option<i64>) -> PartitionMap {
+        match persisted {
+            Some(mut map) => {
+                map.resume(source_next, target_next);
+                map
+            }
+            None if target_next == Some(0) => PartitionMap::starting_at(source_next, target_next).with_nothing_before(),
+            None => PartitionMap::starting_at(source_next, target_next),
+        }
+    }
+
     /// Says that nothing below the map's origin was replicated to the target: the route
     /// starts on an empty target partition. Offsets below the origin then translate to the
     /// map's first target offset; without it they are not translated (they may be on the
@@ -511,6 +526,18 @@ mod tests {
         assert_eq!(m.translate(0), Translation::AtLeastOnce { target: 0 });
         assert_eq!(m.translate(5000), Translation::AtLeastOnce { target: 0 });
         assert_eq!(m.translate(5255), exact(5255));
+    }
+
+    #[test]
+    fn a_start_on_an_empty_target_translates_older_offsets_to_its_first_record() {
+        let fresh = PartitionMap::for_start(None, 100, Some(0));
+        assert_eq!(fresh.translate(40).target(), Some(0));
+        let unknown = PartitionMap::for_start(None, 100, Some(7));
+        assert_eq!(unknown.translate(40).target(), None, "the target already held records");
+        let mut persisted = PartitionMap::starting_at(0, Some(0));
+        persisted.record(&[(0, 100)], Some(0), 100);
+        let resumed = PartitionMap::for_start(Some(persisted), 100, Some(100));
+        assert_eq!(resumed.translate(40), exact(40));
     }
 
     #[test]

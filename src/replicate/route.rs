@@ -410,17 +410,8 @@ pub async fn start_route(
                     spawn_supervised(&mut sinks, part.clone(), task);
                 }
                 None => {
-                    let map = match persisted_maps.remove(&(topic.clone(), partition)) {
-                        Some(mut map) => {
-                            map.resume(acked.source_next, acked.target_next);
-                            map
-                        }
-                        // An empty target partition: nothing below the start was replicated.
-                        None if acked.target_next == Some(0) => {
-                            PartitionMap::starting_at(acked.source_next, acked.target_next).with_nothing_before()
-                        }
-                        None => PartitionMap::starting_at(acked.source_next, acked.target_next),
-                    };
+                    let persisted = persisted_maps.remove(&(topic.clone(), partition));
+                    let map = PartitionMap::for_start(persisted, acked.source_next, acked.target_next);
                     let map = offset_maps.insert(topic, partition, map);
                     let task = run_sink(sink_ctx.clone(), part.clone(), Some(map), rx, stop_rx.clone());
                     spawn_supervised(&mut sinks, part.clone(), task);

@@ -102,10 +102,7 @@ impl RouteGrowth {
                 acked.source_next
             );
             let (part, rx) = PartitionShared::new(spec, acked, QUEUE_CHUNKS);
-            let mut map = PartitionMap::starting_at(acked.source_next, acked.target_next);
-            if acked.target_next == Some(0) {
-                map = map.with_nothing_before(); // a new, empty target partition
-            }
+            let map = PartitionMap::for_start(None, acked.source_next, acked.target_next);
             let map = self.offset_maps.insert(&layout.topic, partition, map);
             let task = run_sink(self.sink_ctx.clone(), part.clone(), Some(map), rx, self.stop.clone());
             spawn_supervised(&mut lock(&self.sinks), part.clone(), task);
