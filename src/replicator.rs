@@ -190,10 +190,11 @@ impl Replicator {
                 heartbeat_writers.0.spawn(heartbeat::run_writer(cluster, h.clone()));
             }
         }
+        // What routes started paused with (`RouteConfig::start_paused*`) is what is paused.
         let entries = self.routes.iter().map(|c| RouteEntry {
             config: c.clone(),
-            paused: false,
-            paused_topics: BTreeSet::new(),
+            paused: c.start_paused,
+            paused_topics: c.start_paused_topics.iter().cloned().collect(),
         });
         Ok(Running {
             table: RwLock::new(RouteTable {

@@ -45,7 +45,6 @@ pub async fn run(path: &Path, metrics_address: Option<String>) -> Result<(), Cli
         None => None,
     };
     let running = Arc::new(replicator.start().await.map_err(CliError::failed)?);
-    state.apply_pauses(&running);
     let started = Instant::now();
     let serve_metrics = async {
         match metrics {

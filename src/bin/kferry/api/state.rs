@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use kferry::config::{Config, RouteSection};
-use kferry::Running;
 use serde::{Deserialize, Serialize};
 
 /// The file name used when `api.state.file` is not set (beside the config file).
@@ -98,30 +97,15 @@ impl ApiState {
     }
 
     /// Starts paused what the state says is paused, so that nothing of it is fetched before
-    /// [`ApiState::apply_pauses`] records the pauses on the running replicator.
+    /// the pause; routes no longer configured are logged and skipped.
     pub fn pause_at_start(&self, replicator: &mut kferry::Replicator) {
         for (route, paused) in &self.paused {
-            if paused.route {
-                replicator.pause_at_start(route, None);
-            }
-            for topic in &paused.topics {
-                replicator.pause_at_start(route, Some(topic));
-            }
-        }
-    }
-
-    /// Pauses what the state says is paused; names no longer running are logged and skipped.
-    pub fn apply_pauses(&self, running: &Running) {
-        for (route, paused) in &self.paused {
-            let mut results = Vec::new();
-            if paused.route {
-                results.push(running.pause_route(route));
-            }
-            for topic in &paused.topics {
-                results.push(running.pause_topic(route, topic));
-            }
-            for e in results.into_iter().filter_map(Result::err) {
-                tracing::warn!("API state: not paused: {e}");
+            let whole = paused.route.then_some(None);
+            let topics = paused.topics.iter().map(|t| Some(t.as_str()));
+            for topic in whole.into_iter().chain(topics) {
+                if !replicator.pause_at_start(route, topic) {
+                    tracing::warn!("API state: not paused: no route '{route}'");
+                }
             }
         }
     }
