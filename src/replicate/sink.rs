@@ -275,12 +275,12 @@ impl Sink {
                 reply,
             })
             .await?;
-        let (cluster, addr) = (target.name().to_string(), format!("broker {leader}"));
+        let target = target.clone();
         Ok(Box::pin(async move {
             result.await.unwrap_or_else(|_| {
                 Err(WireError::ConnectionLost {
-                    cluster,
-                    addr,
+                    cluster: target.name().to_string(),
+                    addr: format!("broker {leader}"),
                     reason: "produce multiplexer ended".to_string(),
                 })
             })

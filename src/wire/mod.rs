@@ -19,6 +19,7 @@ pub mod fetch;
 pub mod fetch_response;
 pub mod fetch_session;
 pub mod produce;
+pub mod produce_gather;
 pub mod produce_mux;
 pub mod produce_response;
 pub mod recv_pool;

@@ -6,10 +6,11 @@
 //! queued into one request (at most one batch per partition, as Kafka requires, up to
 //! [`MAX_PARTITIONS_PER_REQUEST`] partitions and [`MAX_REQUEST_BYTES`]), sends it, and hands each partition its own result.
 //!
-//! Order: a sink's batches enter the queue in order; the multiplexer takes them in that
-//! order, starts a new request when a partition is already in the current one, and puts
-//! requests on the connection in order. So a partition's batches reach the broker in the
-//! order its sink sent them, which idempotent produce needs.
+//! Order: a sink's batches enter the queue in order; the multiplexer holds them in a FIFO per
+//! partition ([`super::produce_gather`]), each request takes the oldest batch of every
+//! partition that has one, and requests go on the connection in order. So a partition's
+//! batches reach the broker in the order its sink sent them, which idempotent produce needs,
+//! and a sink that queues its whole window at once does not cut every request to one batch.
 //!
 //! Batching comes for free under load: at most [`MAX_IN_FLIGHT_REQUESTS`] requests are
 //! outstanding per connection (Kafka's `max.in.flight.requests.per.connection`), and while
@@ -25,6 +26,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::conn::Connection;
 use super::produce::{PartitionBatch, ProduceRequestFrame, PRODUCE_MAX_VERSION};
+use super::produce_gather::Gather;
 use super::produce_response::ProduceResponse;
 use super::WireError;
 use crate::batch::HEADER_LEN;
@@ -91,34 +93,24 @@ impl ProduceSender {
 
 async fn run(conn: Arc<Connection>, mut queue: mpsc::Receiver<ProducePart>) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT_REQUESTS));
-    let mut carried: Option<ProducePart> = None;
+    let mut held: Gather<ProducePart> = Gather::default();
     loop {
-        let first = match carried.take() {
-            Some(part) => part,
-            None => match queue.recv().await {
-                Some(part) => part,
+        if held.is_empty() {
+            match queue.recv().await {
+                Some(part) => hold(&mut held, part),
                 None => return,
-            },
-        };
+            }
+        }
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        // Sinks woken by the same fetch response queue their batches now; let them.
+        // Sinks woken by the same response queue their batches now; let them.
         tokio::task::yield_now().await;
-        let mut bytes = first.payload.len();
-        let mut parts = vec![first];
-        while bytes < MAX_REQUEST_BYTES && parts.len() < MAX_PARTITIONS_PER_REQUEST {
-            let Ok(part) = queue.try_recv() else { break };
-            if parts
-                .iter()
-                .any(|p| p.partition == part.partition && p.topic == part.topic)
-            {
-                carried = Some(part);
-                break;
-            }
-            bytes += part.payload.len();
-            parts.push(part);
+        // Bounded: every batch held is one of a sink's at most `max_in_flight` unacknowledged.
+        while let Ok(part) = queue.try_recv() {
+            hold(&mut held, part);
         }
+        let parts = held.take_request(MAX_PARTITIONS_PER_REQUEST, MAX_REQUEST_BYTES);
         match start(&conn, &parts).await {
             Ok((request, version)) => {
                 let (cluster, addr) = (conn.cluster().to_string(), conn.addr().to_string());
@@ -139,9 +131,18 @@ async fn run(conn: Arc<Connection>, mut queue: mpsc::Receiver<ProducePart>) {
                     }
                 });
             }
-            Err(e) => fail(parts, &e),
+            Err(e) => {
+                // The connection is gone: nothing held can be sent on it either.
+                fail(parts, &e);
+                fail(held.drain(), &e);
+            }
         }
     }
+}
+
+fn hold(held: &mut Gather<ProducePart>, part: ProducePart) {
+    let key = (part.topic.clone(), part.partition);
+    held.push(key, part.payload.len(), part);
 }
 
 /// Encodes one request for `parts` and puts it on the connection.

@@ -32,10 +32,11 @@ struct Cli {
     /// pipelines).
     #[arg(long, global = true, env = "KFERRY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
-    /// Threads that run kferry's tasks (default: one per CPU; 1 runs everything on the main
-    /// thread).
-    #[arg(long, global = true, env = "KFERRY_WORKER_THREADS")]
-    worker_threads: Option<usize>,
+    /// Threads that run kferry's tasks. 1 (the default) runs everything on the main thread:
+    /// no wake-up crosses threads, which measured fewest CPU-seconds per GB and the highest
+    /// throughput on the benchmarks (docs/benchmarks.md). 0 means one per CPU.
+    #[arg(long, global = true, env = "KFERRY_WORKER_THREADS", default_value_t = 1)]
+    worker_threads: usize,
 }
 
 #[derive(Subcommand)]
@@ -92,11 +93,11 @@ fn main() -> ExitCode {
         _ => logs.init(),
     }
     let mut runtime = match cli.worker_threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        1 => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
-    if let Some(n) = cli.worker_threads.filter(|&n| n > 1) {
-        runtime.worker_threads(n);
+    if cli.worker_threads > 1 {
+        runtime.worker_threads(cli.worker_threads);
     }
     let runtime = match runtime.enable_all().build() {
         Ok(rt) => rt,

@@ -278,7 +278,7 @@ fn run_kferry(
         &format!(
             "kferry-bench-{}-{run}-{}",
             std::process::id(),
-            worker_threads.unwrap_or(0)
+            worker_threads.map_or("default".to_string(), |n| format!("wt{n}"))
         ),
     ])
     .env("KFERRY_LOG", "warn");
