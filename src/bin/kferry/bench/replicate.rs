@@ -26,6 +26,12 @@ pub struct ReplicateArgs {
     /// `buffer.memory` of the route, e.g. 256MiB.
     #[arg(long, default_value = "256MiB")]
     pub buffer_memory: String,
+    /// `fetch.max.bytes` of the route (default: the route's default).
+    #[arg(long)]
+    pub fetch_max_bytes: Option<String>,
+    /// `max.partition.fetch.bytes` of the route (default: the route's default).
+    #[arg(long)]
+    pub max_partition_fetch_bytes: Option<String>,
     /// The route's progress group on the source (a fresh one replicates from the start).
     #[arg(long, default_value = "kferry-bench")]
     pub group: String,
@@ -40,6 +46,18 @@ pub async fn run(args: ReplicateArgs) -> Result<(), CliError> {
     route.fetch_max_wait_ms = args.fetch_max_wait_ms;
     route.group_id = args.group.clone();
     route.buffer_memory = kferry::config::parse_bytes(&args.buffer_memory).map_err(CliError::usage)?;
+    let bytes_arg = |v: &Option<String>| -> Result<Option<i32>, CliError> {
+        v.as_deref()
+            .map(|b| kferry::config::parse_bytes(b).map(|n| n.min(i32::MAX as u64) as i32))
+            .transpose()
+            .map_err(CliError::usage)
+    };
+    if let Some(n) = bytes_arg(&args.fetch_max_bytes)? {
+        route.fetch_max_bytes = n;
+    }
+    if let Some(n) = bytes_arg(&args.max_partition_fetch_bytes)? {
+        route.max_partition_fetch_bytes = n;
+    }
     let route_cap = route.buffer_memory;
     let replicator = Replicator::builder()
         .cluster(ClusterConfig::new("source", split(&args.source)))
