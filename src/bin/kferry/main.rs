@@ -33,8 +33,9 @@ struct Cli {
     #[arg(long, global = true, env = "KFERRY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
     /// Threads that run kferry's tasks. 1 (the default) runs everything on the main thread:
-    /// no wake-up crosses threads, which measured fewest CPU-seconds per GB and the highest
-    /// throughput on the benchmarks (docs/benchmarks.md). 0 means one per CPU.
+    /// no wake-up crosses threads, which measured the fewest CPU-seconds per GB on the
+    /// benchmarks (docs/benchmarks.md). 0 means one per CPU; raise it when one core is not
+    /// enough.
     #[arg(long, global = true, env = "KFERRY_WORKER_THREADS", default_value_t = 1)]
     worker_threads: usize,
 }
