@@ -202,3 +202,75 @@ fn fail(parts: Vec<ProducePart>, error: &WireError) {
         let _ = part.reply.send(Err(error.clone()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::RecordBatch;
+    use crate::wire::{Cluster, ClusterConfig};
+    use kferry_protocol_tests::craft::CraftedBatch;
+    use kferry_protocol_tests::fake::{FakeBroker, FakeOptions};
+
+    fn produce_requests(fake: &FakeBroker) -> usize {
+        fake.requests()
+            .iter()
+            .filter(|r| r.api_key == ProduceRequest::KEY)
+            .count()
+    }
+
+    /// Three sinks queue their whole windows (three batches each), one partition after the
+    /// other, before the multiplexer runs (a current-thread test runtime runs it only when the
+    /// test waits). Cutting at the first repeated partition took 7 requests for this; a batch
+    /// of every partition per request takes 3, and each partition's batches land in order.
+    #[tokio::test]
+    async fn a_request_carries_one_batch_of_every_queued_partition() {
+        let options = FakeOptions {
+            target: true,
+            ..FakeOptions::default()
+        };
+        let fake = FakeBroker::start_with(options).await.expect("fake broker");
+        fake.create_topic("t", 3);
+        let cluster = Cluster::new(ClusterConfig::new("dst", vec![fake.bootstrap()]));
+        cluster.refresh_metadata(None).await.expect("metadata");
+        let leader = cluster.metadata().leader("t", 0).expect("leader");
+        let producer = cluster.producer(leader).await.expect("producer");
+        let before = produce_requests(&fake);
+        let mut replies = Vec::new();
+        for partition in 0..3 {
+            for i in 0..3 {
+                let value = format!("{partition}-{i}");
+                let bytes = CraftedBatch::valid(&[value.as_bytes()]).encode();
+                let batch = RecordBatch::parse(Bytes::from(bytes)).expect("batch");
+                let header: [u8; HEADER_LEN] = batch.as_bytes()[..HEADER_LEN].try_into().expect("header");
+                let (reply, rx) = oneshot::channel();
+                let part = ProducePart {
+                    topic: Arc::from("t"),
+                    partition,
+                    header,
+                    payload: batch.payload(),
+                    timeout_ms: 5_000,
+                    reply,
+                };
+                producer.send(part).await.expect("queued");
+                replies.push((partition, i, rx));
+            }
+        }
+        for (partition, i, rx) in replies {
+            let outcome = rx.await.expect("answered").expect("produced");
+            assert_eq!(outcome.error_code, 0, "partition {partition} batch {i}");
+            assert_eq!(
+                outcome.base_offset,
+                i64::from(i),
+                "partition {partition} batch {i} out of order"
+            );
+        }
+        assert_eq!(
+            produce_requests(&fake) - before,
+            3,
+            "one request per round of the three partitions"
+        );
+        for partition in 0..3 {
+            assert_eq!(fake.log_end_offset("t", partition), 3);
+        }
+    }
+}
