@@ -172,11 +172,16 @@ async fn corrupt_batch_stops_the_partition_and_names_the_offset() {
         assert!(e.contains(&part), "error should name {part}: {e}");
     }
     // The good partition is copied completely; the failed one holds what precedes the bad batch.
+    // Wait for both: the last good batch of the failed partition may share a Produce request
+    // (and its answer) with the good partition's, and its sink acknowledges it separately.
     let start = std::time::Instant::now();
     loop {
         let status = running.status();
         let good = status.iter().find(|(_, s)| s.partition == 1).unwrap();
-        if good.1.acked.source_next == (BATCHES as i64) * i64::from(RECORDS_PER_BATCH) {
+        let failed = status.iter().find(|(_, s)| s.partition == BAD_PARTITION).unwrap();
+        if good.1.acked.source_next == (BATCHES as i64) * i64::from(RECORDS_PER_BATCH)
+            && failed.1.acked.source_next >= source.bad_offset
+        {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(60), "{status:?}");
