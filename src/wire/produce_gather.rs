@@ -26,7 +26,6 @@ pub struct Gather<T> {
     queues: HashMap<PartitionKey, VecDeque<(usize, T)>>,
     /// Every partition with a non-empty queue, exactly once, in the order it became ready.
     ready: VecDeque<PartitionKey>,
-    held: usize,
 }
 
 impl<T> Default for Gather<T> {
@@ -34,7 +33,6 @@ impl<T> Default for Gather<T> {
         Gather {
             queues: HashMap::new(),
             ready: VecDeque::new(),
-            held: 0,
         }
     }
 }
@@ -42,7 +40,6 @@ impl<T> Default for Gather<T> {
 impl<T> Gather<T> {
     /// Queues a batch of `bytes` for `key`, behind that partition's earlier ones.
     pub fn push(&mut self, key: PartitionKey, bytes: usize, item: T) {
-        self.held += 1;
         let queue = self.queues.entry(key.clone()).or_default();
         if queue.is_empty() {
             self.ready.push_back(key);
@@ -52,11 +49,12 @@ impl<T> Gather<T> {
 
     /// Batches held.
     pub fn len(&self) -> usize {
-        self.held
+        self.queues.values().map(VecDeque::len).sum()
     }
 
+    /// True when no batch is held (every held partition is in `ready`).
     pub fn is_empty(&self) -> bool {
-        self.held == 0
+        self.ready.is_empty()
     }
 
     /// The next request's batches: the oldest batch of each ready partition, at most
@@ -85,14 +83,12 @@ impl<T> Gather<T> {
             }
         }
         self.ready.extend(again);
-        self.held -= taken.len();
         taken
     }
 
     /// Every batch held, partition by partition (each partition's in order).
     pub fn drain(&mut self) -> Vec<T> {
         self.ready.clear();
-        self.held = 0;
         self.queues
             .drain()
             .flat_map(|(_, q)| q.into_iter().map(|(_, t)| t))
